@@ -1,0 +1,355 @@
+"""Model bundles: one self-describing, versioned directory, read by one loader (DESIGN §4).
+
+A bundle directory holds ``bundle.json``, weights as ``*.safetensors`` (never pickles), an optional
+``tokenizer/`` folder and ``MODEL_CARD.md``. ``bundle.json`` (format version 1)::
+
+    {
+      "format": "earshot-bundle", "format_version": 1,
+      "name": "earshot-sfx-small", "version": "1.0.0", "bundle_id": "<sha256 hex>",
+      "description": "...", "trained": true,
+      "dim": 256,                                  # fused embedding dimension (sum of member dims)
+      "audio": {"sample_rate": 44100, "window_s": 2.322, "hop_s": 1.161,
+                "backbones": {"aisfx": {"arch": "aisfx_cnn", "config": {...},
+                                        "weights": "aisfx_cnn.safetensors"}}},
+      "text":  {"normalisation": {"lowercase": true, "collapse_whitespace": true, "max_chars": 512},
+                "backbones": {"minilm": {"arch": "minilm", "config": {"pretrained": "package:..."}}}},
+      "members": [{"name": "m0", "weight": 0.25, "dim": 64,
+                   "audio_backbone": "aisfx", "text_backbone": "minilm",
+                   "audio_head": {"arch": "mlp", "config": {...}},
+                   "text_head":  {"arch": "mlp", "config": {...}},
+                   "weights": "heads.safetensors", "prefix": "m0."}],
+      "training": {...}, "created_with": {...}
+    }
+
+Members that name the same backbone share its forward pass. Weights of member ``m`` live in the
+member's ``weights`` file under keys ``<prefix>audio.*`` and ``<prefix>text.*``.
+
+``bundle_id`` is the sha256 of the canonical JSON of the model-defining sections (``audio``, ``text``,
+``members``, ``dim``) followed by the bytes of every referenced weights file in sorted order: two bundles
+with the same id produce the same vectors, and a library's vectors are tied to it.
+
+This module does not import torch: listing bundles is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BundleError
+
+FORMAT = "earshot-bundle"
+FORMAT_VERSION = 1
+BUNDLE_FILE = "bundle.json"
+_MODEL_KEYS = ("dim", "audio", "text", "members")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    weight: float
+    dim: int
+    audio_backbone: str
+    text_backbone: str
+    audio_head: dict
+    text_head: dict
+    weights: str | None
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A parsed, verified bundle. ``path`` is the bundle directory."""
+
+    path: Path
+    spec: dict = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def version(self) -> str:
+        return self.spec["version"]
+
+    @property
+    def bundle_id(self) -> str:
+        return self.spec["bundle_id"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.spec["dim"])
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.spec.get("trained", True))
+
+    @property
+    def description(self) -> str:
+        return self.spec.get("description", "")
+
+    @property
+    def sample_rate(self) -> int:
+        """Audio sample rate in Hz that every audio backbone of this bundle consumes."""
+        return int(self.spec["audio"]["sample_rate"])
+
+    @property
+    def window_s(self) -> float:
+        return float(self.spec["audio"]["window_s"])
+
+    @property
+    def hop_s(self) -> float:
+        return float(self.spec["audio"]["hop_s"])
+
+    @property
+    def audio_backbones(self) -> dict[str, dict]:
+        return self.spec["audio"]["backbones"]
+
+    @property
+    def text_backbones(self) -> dict[str, dict]:
+        return self.spec["text"]["backbones"]
+
+    @property
+    def text_normalisation(self) -> dict:
+        return self.spec["text"].get("normalisation", {})
+
+    @property
+    def members(self) -> list[Member]:
+        return [
+            Member(
+                name=m["name"],
+                weight=float(m["weight"]),
+                dim=int(m["dim"]),
+                audio_backbone=m["audio_backbone"],
+                text_backbone=m["text_backbone"],
+                audio_head=m["audio_head"],
+                text_head=m["text_head"],
+                weights=m.get("weights"),
+                prefix=m.get("prefix", f"{m['name']}."),
+            )
+            for m in self.spec["members"]
+        ]
+
+    @property
+    def model_card(self) -> str:
+        card = self.path / "MODEL_CARD.md"
+        return card.read_text(encoding="utf-8") if card.exists() else ""
+
+    def file(self, name: str) -> Path:
+        """Path of a file inside the bundle; refuses names that escape the directory."""
+        p = (self.path / name).resolve()
+        if self.path.resolve() not in p.parents:
+            raise BundleError(f"bundle {self.path} refers to a file outside itself: {name!r}")
+        return p
+
+
+def weight_files(spec: Mapping[str, Any]) -> list[str]:
+    """Every weights file a bundle spec refers to, sorted and de-duplicated."""
+    names: set[str] = set()
+    for section in ("audio", "text"):
+        for bb in spec[section]["backbones"].values():
+            if bb.get("weights"):
+                names.add(bb["weights"])
+    for m in spec["members"]:
+        if m.get("weights"):
+            names.add(m["weights"])
+    return sorted(names)
+
+
+def compute_bundle_id(directory: Path, spec: Mapping[str, Any]) -> str:
+    h = hashlib.sha256()
+    model = {k: spec[k] for k in _MODEL_KEYS}
+    h.update(json.dumps(model, sort_keys=True, separators=(",", ":")).encode())
+    for name in weight_files(spec):
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(f"bundle {directory} is missing its weights file {name}")
+        h.update(name.encode())
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _validate(directory: Path, spec: Any) -> None:
+    if not isinstance(spec, dict):
+        raise BundleError(f"{directory / BUNDLE_FILE} is not a JSON object")
+    if spec.get("format") != FORMAT:
+        raise BundleError(f"{directory} is not an Earshot model bundle (format {spec.get('format')!r})")
+    version = spec.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise BundleError(
+            f"bundle {directory} has format version {version!r}; this Earshot reads up to {FORMAT_VERSION}"
+        )
+    for key in ("name", "version", "bundle_id", *_MODEL_KEYS):
+        if key not in spec:
+            raise BundleError(f"bundle {directory} lacks the field {key!r}")
+    audio = spec["audio"]
+    for key in ("sample_rate", "window_s", "hop_s", "backbones"):
+        if key not in audio:
+            raise BundleError(f"bundle {directory}: audio section lacks {key!r}")
+    if not spec["members"]:
+        raise BundleError(f"bundle {directory} has no members")
+    total = 0
+    weights = 0.0
+    for m in spec["members"]:
+        for key in ("name", "weight", "dim", "audio_backbone", "text_backbone", "audio_head", "text_head"):
+            if key not in m:
+                raise BundleError(f"bundle {directory}: member lacks {key!r}")
+        if m["audio_backbone"] not in audio["backbones"]:
+            raise BundleError(f"bundle {directory}: unknown audio backbone {m['audio_backbone']!r}")
+        if m["text_backbone"] not in spec["text"]["backbones"]:
+            raise BundleError(f"bundle {directory}: unknown text backbone {m['text_backbone']!r}")
+        if float(m["weight"]) <= 0:
+            raise BundleError(f"bundle {directory}: member {m['name']} has a non-positive weight")
+        total += int(m["dim"])
+        weights += float(m["weight"])
+    if total != int(spec["dim"]):
+        raise BundleError(f"bundle {directory}: dim {spec['dim']} != sum of member dims {total}")
+    if abs(weights - 1.0) > 1e-4:
+        raise BundleError(f"bundle {directory}: member weights sum to {weights}, not 1")
+
+
+def read_spec(directory: Path) -> dict:
+    """Parse and validate ``bundle.json`` without hashing the weights (cheap, for listings)."""
+    directory = Path(directory)
+    path = directory / BUNDLE_FILE
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{directory} is not a model bundle (no {BUNDLE_FILE})") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    _validate(directory, spec)
+    return spec
+
+
+def load_bundle(directory: str | os.PathLike, *, verify: bool = True) -> Bundle:
+    """Read and validate a bundle; with ``verify`` recompute its ``bundle_id`` from config and weights."""
+    directory = Path(directory)
+    spec = read_spec(directory)
+    if verify:
+        actual = compute_bundle_id(directory, spec)
+        if actual != spec["bundle_id"]:
+            raise BundleError(
+                f"bundle {directory} failed its integrity check: bundle_id {spec['bundle_id'][:12]}… "
+                f"but the weights and config hash to {actual[:12]}… (modified or damaged)"
+            )
+    return Bundle(path=directory, spec=spec)
+
+
+def write_bundle(
+    dest: str | os.PathLike,
+    spec: dict,
+    files: Mapping[str, bytes | Path],
+    *,
+    model_card: str | None = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """Write a bundle atomically: everything goes to a temporary sibling directory, which is then renamed.
+
+    ``spec`` is the bundle.json content without ``bundle_id`` (computed here); ``files`` maps a relative
+    name (``*.safetensors``, ``tokenizer/...``) to bytes or a path to copy. Returns the loaded bundle.
+    """
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise BundleError(f"{dest} already exists")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for name, content in files.items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes | bytearray):
+                target.write_bytes(content)
+            else:
+                shutil.copyfile(content, target)
+        spec = dict(spec)
+        spec.setdefault("format", FORMAT)
+        spec.setdefault("format_version", FORMAT_VERSION)
+        spec["bundle_id"] = ""
+        spec["bundle_id"] = compute_bundle_id(tmp, spec)
+        _validate(tmp, spec)
+        (tmp / BUNDLE_FILE).write_text(json.dumps(spec, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        if model_card is not None:
+            (tmp / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_bundle(dest)
+
+
+# -- where bundles live ---------------------------------------------------------------------------
+
+
+def shipped_models_dir() -> Path:
+    """``resources/models`` of this installation (the repository root beside the ``engine`` package)."""
+    return Path(__file__).resolve().parent.parent / "resources" / "models"
+
+
+def model_dirs() -> list[Path]:
+    """Directories searched for bundles, in priority order: ``$EARSHOT_MODELS_DIR`` (os.pathsep-separated),
+    the user's data directory, then the shipped ``resources/models``."""
+    from platformdirs import user_data_dir
+
+    dirs: list[Path] = []
+    env = os.environ.get("EARSHOT_MODELS_DIR")
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    dirs.append(Path(user_data_dir("earshot", appauthor=False)) / "models")
+    dirs.append(shipped_models_dir())
+    return dirs
+
+
+def default_bundle_name() -> str | None:
+    """The shipped default bundle's directory name (``resources/models/DEFAULT``), if any."""
+    marker = shipped_models_dir() / "DEFAULT"
+    return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+
+
+def list_bundles() -> list[tuple[Path, dict | BundleError]]:
+    """Every bundle directory found, with its spec or the error that stops it loading."""
+    seen: set[Path] = set()
+    out: list[tuple[Path, dict | BundleError]] = []
+    for base in model_dirs():
+        if not base.is_dir():
+            continue
+        for d in sorted(base.iterdir()):
+            if not (d / BUNDLE_FILE).exists() or d.resolve() in seen:
+                continue
+            seen.add(d.resolve())
+            try:
+                out.append((d, read_spec(d)))
+            except BundleError as exc:
+                out.append((d, exc))
+    return out
+
+
+def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
+    """A bundle directory from a path, a bundle directory name, a bundle ``name`` or ``None`` (the default)."""
+    if name_or_path is None:
+        name_or_path = os.environ.get("EARSHOT_BUNDLE") or default_bundle_name()
+        if name_or_path is None:
+            raise BundleError("no model bundle is installed (resources/models/DEFAULT is missing)")
+    p = Path(name_or_path).expanduser()
+    if (p / BUNDLE_FILE).exists():
+        return p
+    for d, spec in list_bundles():
+        if d.name == str(name_or_path) or (isinstance(spec, dict) and spec.get("name") == str(name_or_path)):
+            return d
+    raise BundleError(f"model bundle {str(name_or_path)!r} not found (searched {[str(d) for d in model_dirs()]})")

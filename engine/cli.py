@@ -1,0 +1,328 @@
+"""``earshot`` command line: index, search, similar, status, models.
+
+Outputs with ``--json`` are a stable contract read by other tools and by our benchmarks:
+
+* ``search``/``similar``: one JSON array of hits, best first: ``path`` (absolute), ``score``, ``start_s``,
+  ``end_s``, ``duration_s`` (+ ``sample_rate``, ``channels``, ``format``, ``metadata``);
+* ``search --queries FILE``: one JSON line per query: ``{"query": ..., "hits": [...]}``;
+* ``status``: an object with ``files``, ``windows``, ``errors``, ``bundle`` and more;
+* ``index``: the summary object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from engine.errors import EarshotError
+
+log = logging.getLogger("earshot")
+
+
+def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--library", metavar="DIR", default=d,
+                   help="library folder (default: $EARSHOT_LIBRARY or a per-user data folder)")
+    p.add_argument("--model", metavar="NAME_OR_DIR", default=d,
+                   help="model bundle (default: the one this library uses, else the shipped default)")
+    p.add_argument("--device", default=d, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="machine-readable output")
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0)
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters")
+    g.add_argument("-k", type=int, default=20, help="number of files to return (default 20)")
+    g.add_argument("--min-duration", type=float, metavar="S")
+    g.add_argument("--max-duration", type=float, metavar="S")
+    g.add_argument("--sample-rate", type=int, action="append", default=[], metavar="HZ",
+                   help="only these sample rates (repeatable)")
+    g.add_argument("--min-sample-rate", type=int, metavar="HZ")
+    g.add_argument("--channels", type=int, action="append", default=[], metavar="N", help="repeatable")
+    g.add_argument("--format", action="append", default=[], metavar="FMT", help="wav, flac, ogg, mp3, aiff (repeatable)")
+    g.add_argument("--folder", metavar="DIR", help="only files under this folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earshot", description="Find sounds in your library by describing them.")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="add folders / bring the library up to date")
+    _common(p, suppress=True)
+    p.add_argument("folders", nargs="*", help="folders to index (default: every folder already in the library)")
+    p.add_argument("--retry-failed", action="store_true", help="try files that failed before again")
+
+    p = sub.add_parser("search", help="find sounds by a text description")
+    _common(p, suppress=True)
+    p.add_argument("query", nargs="?", help='e.g. "glass shattering on a hard floor"')
+    p.add_argument("--queries", metavar="FILE", help="one query per line; prints one JSON line per query")
+    _filters(p)
+
+    p = sub.add_parser("similar", help="find sounds that sound like a file (or a region of it)")
+    _common(p, suppress=True)
+    p.add_argument("path")
+    p.add_argument("--start", type=float, metavar="S", help="region start (seconds)")
+    p.add_argument("--end", type=float, metavar="S", help="region end (seconds)")
+    _filters(p)
+
+    p = sub.add_parser("status", help="what the library holds")
+    _common(p, suppress=True)
+    p.add_argument("--failed", action="store_true", help="list every file that failed, with its reason")
+
+    p = sub.add_parser("remove", help="remove a folder (and its files' vectors) from the library")
+    _common(p, suppress=True)
+    p.add_argument("folder")
+
+    p = sub.add_parser("models", help="list installed model bundles")
+    _common(p, suppress=True)
+    return parser
+
+
+def _open_library(args):
+    from engine.library import Library
+
+    return Library(args.library, args.model, device=args.device)
+
+
+def _make_filters(args):
+    from engine.search import Filters
+
+    return Filters(
+        min_duration=args.min_duration, max_duration=args.max_duration, sample_rates=tuple(args.sample_rate),
+        min_sample_rate=args.min_sample_rate, channels=tuple(args.channels), formats=tuple(args.format),
+        folder=args.folder,
+    )
+
+
+def _fmt_time(s: float) -> str:
+    m, sec = divmod(max(0.0, s), 60)
+    return f"{int(m)}:{sec:05.2f}"
+
+
+def _print_hits(hits, as_json: bool) -> None:
+    from engine.search import hits_to_json
+
+    if as_json:
+        print(json.dumps(hits_to_json(hits), ensure_ascii=False))
+        return
+    if not hits:
+        print("no results")
+        return
+    for i, h in enumerate(hits, 1):
+        print(f"{i:3d}  {h.score:6.3f}  {_fmt_time(h.start_s)}–{_fmt_time(h.end_s)}  "
+              f"{h.duration_s:7.2f}s  {h.path}")
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def cmd_index(args) -> int:
+    from tqdm import tqdm
+
+    from engine.indexer import CancelToken, Indexer
+
+    lib = _open_library(args)
+    cancel = CancelToken()
+    interrupted = {"n": 0}
+
+    def on_sigint(signum, frame):
+        interrupted["n"] += 1
+        if interrupted["n"] > 1:
+            raise KeyboardInterrupt
+        print("\nstopping after the current batch (Ctrl-C again to abort)…", file=sys.stderr)
+        cancel.cancel()
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    bar = None
+    show = sys.stderr.isatty() and not args.json
+
+    def on_progress(p) -> None:
+        nonlocal bar
+        if not show:
+            return
+        if p.phase == "scan":
+            print(f"\rscanning… {p.files_done} files", end="", file=sys.stderr)
+        elif p.phase == "embed":
+            if bar is None:
+                bar = tqdm(total=p.bytes_total, unit="B", unit_scale=True, desc="indexing", file=sys.stderr,
+                           dynamic_ncols=True)
+            bar.set_postfix_str(f"{p.files_done}/{p.files_total} files")
+            bar.update(p.bytes_done - bar.n)
+        elif p.phase == "done" and bar is not None:
+            bar.close()
+
+    try:
+        lib.acquire_writer()
+        summary = Indexer(lib).run(args.folders or None, on_progress=on_progress, cancel=cancel,
+                                   retry_failed=args.retry_failed)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if bar is not None:
+            bar.close()
+        lib.close()
+    if args.json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+    else:
+        rt = summary.audio_s / summary.seconds if summary.seconds else 0.0
+        print(f"new {summary.new} · changed {summary.changed} · moved {summary.moved} · deleted {summary.deleted}"
+              f" · failed {summary.failed} · unchanged {summary.unchanged}  "
+              f"({summary.windows} windows, {summary.audio_s / 60:.1f} min of audio in {summary.seconds:.1f} s,"
+              f" {rt:.0f}× realtime)")
+        for path, reason, msg in summary.errors[:20]:
+            print(f"  failed: {path}: {reason}: {msg}", file=sys.stderr)
+        if len(summary.errors) > 20:
+            print(f"  … and {len(summary.errors) - 20} more (earshot status --failed)", file=sys.stderr)
+        for r in summary.missing_roots:
+            print(f"  folder missing (unmounted drive?), left as it was: {r}", file=sys.stderr)
+        if summary.cancelled:
+            print("stopped; run the same command again to resume", file=sys.stderr)
+    return 130 if summary.cancelled else 0
+
+
+def cmd_search(args) -> int:
+    from engine.errors import QueryError
+    from engine.search import Searcher
+
+    if (args.query is None) == (args.queries is None):
+        raise QueryError("give either a query or --queries FILE")
+    lib = _open_library(args)
+    try:
+        searcher = Searcher(lib)
+        filters = _make_filters(args)
+        if args.queries:
+            try:
+                lines = Path(args.queries).read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise QueryError(f"cannot read {args.queries}: {exc}") from exc
+            for q in (line.strip() for line in lines):
+                if not q:
+                    continue
+                hits = searcher.search_text(q, args.k, filters)
+                if args.json:
+                    print(json.dumps({"query": q, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False), flush=True)
+                else:
+                    print(f"# {q}")
+                    _print_hits(hits, False)
+            return 0
+        _print_hits(searcher.search_text(args.query, args.k, filters), args.json)
+        return 0
+    finally:
+        lib.close()
+
+
+def cmd_similar(args) -> int:
+    from engine.search import Searcher
+
+    lib = _open_library(args)
+    try:
+        hits = Searcher(lib).similar(args.path, args.k, _make_filters(args), start_s=args.start, end_s=args.end)
+        _print_hits(hits, args.json)
+        return 0
+    finally:
+        lib.close()
+
+
+def cmd_status(args) -> int:
+    from engine.status import library_status
+
+    lib = _open_library(args)
+    try:
+        st = library_status(lib, failed_limit=None if args.failed else 20)
+    finally:
+        lib.close()
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False))
+        return 0
+    b = st["bundle"]
+    print(f"library   {st['library']}")
+    print(f"model     {b['name']} {b['version']}{'' if b['trained'] else '  (UNTRAINED placeholder)'}  [{b['bundle_id'][:12]}]")
+    print(f"files     {st['files']} indexed, {st['errors']} failed, {st['audio_hours']:.2f} h of audio, {st['windows']} windows")
+    for r in st["roots"]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["last_indexed_at"])) if r["last_indexed_at"] else "never"
+        print(f"folder    {r['path']}  ({r['files']} files, last indexed {when})")
+    if args.failed:
+        for f in st["failed"]:
+            print(f"failed    {f['path']}: {f['reason']}: {f['message']}")
+    elif st["errors"]:
+        print("          (earshot status --failed lists the failed files)")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    from engine.status import remove_root
+
+    lib = _open_library(args)
+    try:
+        lib.acquire_writer()
+        n = remove_root(lib, Path(args.folder))
+    finally:
+        lib.close()
+    print(json.dumps({"removed_files": n}) if args.json else f"removed {n} files")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from engine.bundle import default_bundle_name, list_bundles
+
+    default = default_bundle_name()
+    rows = []
+    for path, spec in list_bundles():
+        if isinstance(spec, Exception):
+            rows.append({"path": str(path), "error": str(spec)})
+            continue
+        rows.append({
+            "name": spec["name"], "version": spec["version"], "bundle_id": spec["bundle_id"],
+            "trained": bool(spec.get("trained", True)), "dim": spec["dim"], "members": len(spec["members"]),
+            "description": spec.get("description", ""), "path": str(path), "default": path.name == default,
+        })
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no model bundles installed")
+    for r in rows:
+        if "error" in r:
+            print(f"  BROKEN  {r['path']}: {r['error']}")
+            continue
+        flag = "*" if r["default"] else " "
+        state = "trained" if r["trained"] else "UNTRAINED — placeholder with random projection heads; results are not meaningful"
+        print(f"{flag} {r['name']} {r['version']}  [{r['bundle_id'][:12]}]  dim {r['dim']}, {r['members']} members, {state}")
+        print(f"    {r['path']}")
+        if r["description"]:
+            print(f"    {r['description']}")
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "similar": cmd_similar, "status": cmd_status,
+            "remove": cmd_remove, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, default in (("library", None), ("model", None), ("device", None), ("json", False), ("verbose", 0)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except EarshotError as exc:
+        print(f"earshot: error: {exc}", file=sys.stderr)
+        return 2 if type(exc).__name__ == "QueryError" else 1
+    except KeyboardInterrupt:
+        print("earshot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Turn audio windows and text queries into fused ensemble vectors (DESIGN §3).
+
+With L2-normalised member vectors ``a_i``, ``t_i`` and weights ``w_i`` (Σw = 1) the fused vectors are
+``[√w_1·a_1, …, √w_n·a_n]`` and ``[√w_1·t_1, …, √w_n·t_n]``: their inner product is exactly the ensemble
+score ``Σ w_i·cos(a_i, t_i)``, so one HNSW index (space ``ip``) searches the ensemble in one pass.
+Each backbone runs once per batch however many members use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from engine.bundle import Bundle
+from engine.errors import ModelError, QueryError
+from engine.models.device import choose_device
+from engine.models.registry import build_audio_backbone, build_head, build_text_backbone
+
+log = logging.getLogger(__name__)
+
+
+def normalise_text(text: str, rules: dict) -> str:
+    """Apply a bundle's text normalisation (the same function training uses, so they never disagree)."""
+    text = unicodedata.normalize("NFKC", text)
+    if rules.get("lowercase", True):
+        text = text.lower()
+    if rules.get("strip_punctuation", False):
+        text = re.sub(r"[^\w\s'-]", " ", text)
+    if rules.get("collapse_whitespace", True):
+        text = " ".join(text.split())
+    max_chars = int(rules.get("max_chars", 512))
+    return text[:max_chars]
+
+
+def _load_state(bundle: Bundle, filename: str, prefix: str = "") -> dict[str, torch.Tensor]:
+    try:
+        state = load_file(str(bundle.file(filename)))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(f"cannot read weights {filename} of bundle {bundle.name}: {exc}") from exc
+    if prefix:
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def _build_backbone(kind: str, entry: dict, bundle: Bundle) -> torch.nn.Module:
+    build = build_audio_backbone if kind == "audio" else build_text_backbone
+    module = build(entry["arch"], entry.get("config", {}))
+    if entry.get("weights"):
+        missing, unexpected = module.load_state_dict(_load_state(bundle, entry["weights"]), strict=False)
+        if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
+            raise ModelError(
+                f"weights {entry['weights']} do not fit {entry['arch']}: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+    elif hasattr(module, "load_pretrained"):
+        module.load_pretrained(entry.get("config", {}), bundle.path)
+    return module
+
+
+class Encoder:
+    """Loads a bundle's networks (lazily: the text side only when text is embedded, the audio side only
+    when audio is) and produces fused, normalised float32 vectors of ``bundle.dim`` dimensions."""
+
+    def __init__(self, bundle: Bundle, device: str | None = None) -> None:
+        self.bundle = bundle
+        self.device = choose_device(device)
+        self._audio: dict[str, torch.nn.Module] | None = None
+        self._text: dict[str, torch.nn.Module] | None = None
+        self._heads: dict[tuple[str, str], torch.nn.Module] = {}
+        self.members = bundle.members
+        self._scale = [math.sqrt(m.weight) for m in self.members]
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def _heads_for(self, side: str) -> None:
+        for m in self.members:
+            spec = m.audio_head if side == "audio" else m.text_head
+            head = build_head(spec["arch"], spec.get("config", {}))
+            if m.weights:
+                state = _load_state(self.bundle, m.weights, f"{m.prefix}{side}.")
+                try:
+                    head.load_state_dict(state)
+                except RuntimeError as exc:
+                    raise ModelError(f"head weights of member {m.name} do not fit: {exc}") from exc
+            self._heads[(m.name, side)] = head.eval().to(self.device)
+
+    def _load(self, side: str) -> dict[str, torch.nn.Module]:
+        entries = self.bundle.audio_backbones if side == "audio" else self.bundle.text_backbones
+        needed = {m.audio_backbone if side == "audio" else m.text_backbone for m in self.members}
+        modules = {
+            name: _build_backbone(side, entry, self.bundle).eval().to(self.device)
+            for name, entry in entries.items()
+            if name in needed
+        }
+        self._heads_for(side)
+        return modules
+
+    @property
+    def audio_backbones(self) -> dict[str, torch.nn.Module]:
+        if self._audio is None:
+            self._audio = self._load("audio")
+        return self._audio
+
+    @property
+    def text_backbones(self) -> dict[str, torch.nn.Module]:
+        if self._text is None:
+            self._text = self._load("text")
+        return self._text
+
+    # -- embedding --------------------------------------------------------------------------------
+
+    def _fuse(self, side: str, features: dict[str, torch.Tensor]) -> np.ndarray:
+        parts = []
+        for m, scale in zip(self.members, self._scale, strict=True):
+            bb = m.audio_backbone if side == "audio" else m.text_backbone
+            z = self._heads[(m.name, side)](features[bb])
+            parts.append(F.normalize(z.float(), dim=-1) * scale)
+        return torch.cat(parts, dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+    @torch.inference_mode()
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        """``windows``: float32 (n, samples) mono at ``bundle.sample_rate`` → float32 (n, bundle.dim)."""
+        if len(windows) == 0:
+            return np.zeros((0, self.bundle.dim), np.float32)
+        wave = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
+        feats = {name: bb(wave) for name, bb in self.audio_backbones.items()}
+        return self._fuse("audio", feats)
+
+    @torch.inference_mode()
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """Normalise and embed queries → float32 (n, bundle.dim). Raises :class:`QueryError` for an empty one."""
+        rules = self.bundle.text_normalisation
+        clean = [normalise_text(t, rules) for t in texts]
+        if any(not c.strip() for c in clean):
+            raise QueryError("the query is empty: describe a sound, e.g. \"heavy wooden door creaking\"")
+        feats: dict[str, Any] = {name: bb.encode(clean) for name, bb in self.text_backbones.items()}
+        return self._fuse("text", {k: v.to(self.device) for k, v in feats.items()})

@@ -1,0 +1,203 @@
+"""A library: one folder holding the database, the HNSW index cache and the writer lock.
+
+```
+<library>/earshot.db            SQLite (WAL): roots, files, windows, vectors, ...
+<library>/index/<bundle>.hnsw   HNSW cache of the vectors of one bundle (+ .json sidecar)
+<library>/write.lock            held by the one process that writes
+```
+
+Readers never block on the writer: SQLite WAL lets them read while it writes, and each reader keeps its
+in-memory index in step with the database through the *generation* counter: windows added since the
+index's generation are read from the ``vectors`` table, windows removed are read from ``tombstones``.
+Only a missing, corrupt or foreign index file is rebuilt in full — from the database, never from audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+from sqlalchemy import delete, select
+
+from engine.bundle import Bundle, load_bundle, resolve_bundle
+from engine.errors import LibraryError, LibraryLockedError
+from engine.storage import db
+from engine.storage.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "earshot.db"
+
+
+def default_library_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("EARSHOT_LIBRARY") or Path(user_data_dir("earshot", appauthor=False)) / "library")
+
+
+class Library:
+    """Open a library folder (created if needed) with a model bundle.
+
+    ``bundle``: a bundle path/name; ``None`` means the bundle this library last used, or the default.
+    The encoder (torch) is created only when something needs to embed.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, bundle: str | os.PathLike | Bundle | None = None,
+                 *, device: str | None = None) -> None:
+        self.path = Path(path).expanduser().resolve() if path else default_library_dir()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot create the library folder {self.path}: {exc}") from exc
+        self.engine = db.open_engine(self.path / DB_NAME)
+        self.device = device
+        if isinstance(bundle, Bundle):
+            self.bundle = bundle
+        else:
+            if bundle is None:
+                with self.engine.connect() as conn:
+                    recorded = db.get_meta(conn, "bundle_path")
+                if recorded and Path(recorded).exists():
+                    bundle = recorded
+            self.bundle = load_bundle(resolve_bundle(bundle))
+        self._encoder = None
+        self._index: VectorIndex | None = None
+        self._index_gen = -1
+        self._index_max_id = 0
+        self._index_lock = threading.RLock()
+        self._write_lock: FileLock | None = None
+
+    # -- model ----------------------------------------------------------------------------------
+
+    @property
+    def encoder(self):  # -> engine.encoder.Encoder (imported lazily: torch)
+        if self._encoder is None:
+            from engine.encoder import Encoder
+
+            self._encoder = Encoder(self.bundle, device=self.device)
+        return self._encoder
+
+    # -- writer lock ----------------------------------------------------------------------------
+
+    def acquire_writer(self) -> None:
+        """Become the one writer of this library, or raise :class:`LibraryLockedError` at once."""
+        if self._write_lock is not None:
+            return
+        lock = FileLock(str(self.path / "write.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise LibraryLockedError(
+                f"another Earshot process is already indexing the library {self.path}; "
+                "wait for it to finish (searching keeps working meanwhile)"
+            ) from None
+        self._write_lock = lock
+        with self.engine.begin() as conn:
+            db.put_meta(conn, "bundle_path", str(self.bundle.path.resolve()))
+            db.record_bundle(conn, self.bundle.bundle_id, self.bundle.name, self.bundle.version, self.bundle.dim)
+
+    def release_writer(self) -> None:
+        if self._write_lock is not None:
+            self._write_lock.release()
+            self._write_lock = None
+
+    @property
+    def is_writer(self) -> bool:
+        return self._write_lock is not None
+
+    # -- index ----------------------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        return self.path / "index" / f"{self.bundle.bundle_id[:16]}.hnsw"
+
+    def _rebuild(self, conn) -> None:
+        log.info("rebuilding the vector index of %s from the database", self.path)
+        gen = db.generation(conn)
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        self._index = VectorIndex(self.bundle.dim, self.index_path)
+        for ids, vecs in db.iter_vectors(conn, self.bundle.bundle_id, self.bundle.dim):
+            self._index.add(ids, vecs)
+        self._index_gen = gen
+        self._save_index_if_writer_or_free()
+
+    def _save_index_if_writer_or_free(self) -> None:
+        if self.is_writer:
+            self.save_index()
+            return
+        lock = FileLock(str(self.path / "write.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return
+        try:
+            self.save_index()
+        finally:
+            lock.release()
+
+    def sync_index(self) -> VectorIndex:
+        """The in-memory index, brought up to the database's current generation."""
+        with self._index_lock, self.engine.connect() as conn:
+            gen = db.generation(conn)
+            if self._index is not None and self._index_gen == gen:
+                return self._index
+            pruned = int(db.get_meta(conn, "tombstones_pruned_upto", "0"))
+            if self._index is None or self._index_gen < pruned:
+                # Tombstones this index would need are gone: take the saved file (newer), else rebuild.
+                idx = VectorIndex.load(self.bundle.dim, self.index_path, expected_generation=gen, allow_stale=True)
+                if idx is None or idx.generation < pruned:
+                    self._rebuild(conn)
+                    return self._index
+                self._index, self._index_gen = idx, int(idx.generation)
+            # Catch up: windows removed since the index's generation, then windows stored after it.
+            dead = conn.execute(
+                select(db.Tombstone.window_id).where(db.Tombstone.generation > self._index_gen)
+            ).scalars().all()
+            if dead:
+                self._index.delete(dead)
+            for ids, vecs in db.iter_vectors(conn, self.bundle.bundle_id, self.bundle.dim,
+                                             after_generation=self._index_gen):
+                self._index.add(ids, vecs)
+            self._index_gen = gen
+            return self._index
+
+    def apply_commit(self, gen: int, ids: np.ndarray, vectors: np.ndarray, removed: list[int]) -> None:
+        """Writer's fast path after committing generation ``gen``: apply what it just stored without
+        reading it back; falls back to :meth:`sync_index` if the in-memory index is not at ``gen - 1``."""
+        with self._index_lock:
+            if self._index is None or self._index_gen != gen - 1:
+                self.sync_index()
+                return
+            if removed:
+                self._index.delete(removed)
+            if len(ids):
+                self._index.add(ids, vectors)
+            self._index_gen = gen
+
+    def save_index(self) -> None:
+        """Save the index atomically with the generation it matches; the writer then prunes the
+        tombstones that the saved file already reflects."""
+        with self._index_lock:
+            if self._index is None:
+                return
+            self._index.save(self._index_gen)
+            if self.is_writer:
+                with self.engine.begin() as conn:
+                    conn.execute(delete(db.Tombstone).where(db.Tombstone.generation <= self._index_gen))
+                    db.put_meta(conn, "tombstones_pruned_upto", str(self._index_gen))
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.release_writer()
+        self.engine.dispose()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

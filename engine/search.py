@@ -1,0 +1,302 @@
+"""Answer text queries, "find similar" queries and filters (DESIGN §2, searching).
+
+text ─► fused query vector ─► HNSW k-NN over windows (oversampled) ─► group by file (best window)
+     ─► filters ─► ranked hits. When filters leave few windows, the search is exact over those windows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import and_, func, literal, or_, select
+
+from engine.errors import QueryError
+from engine.library import Library
+from engine.storage import db
+
+log = logging.getLogger(__name__)
+
+EXACT_LIMIT = 20_000  # filtered searches over at most this many windows are exact
+MAX_K = 1000
+MAX_QUERY_WINDOWS = 16
+
+
+@dataclass
+class Filters:
+    """All fields optional; a file must satisfy every field that is set."""
+
+    min_duration: float | None = None  # seconds
+    max_duration: float | None = None
+    sample_rates: tuple[int, ...] = ()  # any of these (Hz)
+    min_sample_rate: int | None = None
+    channels: tuple[int, ...] = ()  # any of these
+    formats: tuple[str, ...] = ()  # 'wav', 'flac', 'ogg', 'mp3', 'aiff', ... (case-insensitive)
+    folder: str | None = None  # absolute folder; files under it (recursively)
+
+    def is_empty(self) -> bool:
+        return self == Filters()
+
+    def clauses(self) -> list:
+        c = []
+        F = db.File
+        if self.min_duration is not None:
+            c.append(F.duration_s >= self.min_duration)
+        if self.max_duration is not None:
+            c.append(F.duration_s <= self.max_duration)
+        if self.sample_rates:
+            c.append(F.sample_rate.in_([int(s) for s in self.sample_rates]))
+        if self.min_sample_rate is not None:
+            c.append(F.sample_rate >= self.min_sample_rate)
+        if self.channels:
+            c.append(F.channels.in_([int(x) for x in self.channels]))
+        if self.formats:
+            wanted = {f.upper().lstrip(".") for f in self.formats}
+            wanted |= {"AIFF"} if wanted & {"AIF", "AIFC"} else set()
+            c.append(func.upper(F.format).in_(sorted(wanted)))
+        if self.folder:
+            folder = Path(self.folder).expanduser().resolve().as_posix().rstrip("/")
+            full = db.Root.path + literal("/") + F.rel_path
+            esc = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            c.append(or_(full.like(esc + "/%", escape="\\"), db.Root.path == folder))
+        return c
+
+
+@dataclass
+class Hit:
+    """One ranked file. ``score`` is the ensemble cosine of its best window (higher is better)."""
+
+    path: str
+    score: float
+    start_s: float
+    end_s: float
+    duration_s: float
+    sample_rate: int | None
+    channels: int | None
+    format: str | None
+    file_id: int
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return str(Path(self.path).parent)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["score"] = round(float(self.score), 6)
+        return d
+
+
+def validate_k(k: int) -> int:
+    if not isinstance(k, int) or k < 1 or k > MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K}, got {k!r}")
+    return k
+
+
+class Searcher:
+    """Searches one library with its bundle. Thread-safe for concurrent queries."""
+
+    def __init__(self, library: Library) -> None:
+        self.lib = library
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def search_text(self, query: str, k: int = 20, filters: Filters | None = None) -> list[Hit]:
+        validate_k(k)
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError('the query is empty: describe a sound, e.g. "heavy wooden door creaking"')
+        if not re.search(r"\w", query):
+            raise QueryError(f"the query {query!r} has no words to search for")
+        qvec = self.lib.encoder.embed_text([query])
+        return self.search_vectors(qvec, k, filters)
+
+    def similar(self, path: str | Path, k: int = 20, filters: Filters | None = None,
+                start_s: float | None = None, end_s: float | None = None) -> list[Hit]:
+        """Files that sound like ``path`` (or its region ``[start_s, end_s)``), excluding itself."""
+        validate_k(k)
+        path = Path(path).expanduser().resolve()
+        if start_s is not None and end_s is not None and end_s <= start_s:
+            raise QueryError(f"the region end ({end_s}s) must be after its start ({start_s}s)")
+        fid, qvecs = self._stored_vectors(path, start_s, end_s)
+        if qvecs is None:
+            qvecs = self._embed_file(path, start_s, end_s)
+        if len(qvecs) > MAX_QUERY_WINDOWS:
+            qvecs = qvecs[np.linspace(0, len(qvecs) - 1, MAX_QUERY_WINDOWS).round().astype(int)]
+        return self.search_vectors(qvecs, k, filters, exclude={fid} if fid is not None else set())
+
+    def search_vectors(self, qvecs: np.ndarray, k: int, filters: Filters | None = None,
+                       exclude: set[int] | None = None) -> list[Hit]:
+        """Rank files by max over (query vector, window) inner products. ``qvecs``: float32 (m, dim)."""
+        qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
+        filters = filters or Filters()
+        exclude = exclude or set()
+        index = self.lib.sync_index()
+        n = index.count
+        if n == 0:
+            return []
+        with self.lib.engine.connect() as conn:
+            if not filters.is_empty():
+                n_allowed = conn.execute(
+                    select(func.count(db.Window.id))
+                    .join(db.File, db.File.id == db.Window.file_id)
+                    .join(db.Root, db.Root.id == db.File.root_id)
+                    .where(and_(*filters.clauses()))
+                ).scalar_one()
+                if n_allowed == 0:
+                    return []
+                if n_allowed <= EXACT_LIMIT:
+                    return self._exact(conn, qvecs, k, filters, exclude)
+            kk = min(n, max(64, 8 * k))
+            while True:
+                ids, scores = index.search(qvecs, kk)
+                best = self._best_per_file(conn, ids.ravel(), scores.ravel(), filters, exclude)
+                if len(best) >= k or kk >= n:
+                    break
+                if kk >= 16 * max(64, 8 * k) and not filters.is_empty():
+                    return self._exact(conn, qvecs, k, filters, exclude)
+                kk = min(n, kk * 4)
+            return self._hits(conn, best, k)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _best_per_file(self, conn, ids: np.ndarray, scores: np.ndarray, filters: Filters,
+                       exclude: set[int]) -> dict[int, tuple[float, float, float]]:
+        """window hits → {file_id: (score, start_s, end_s)} keeping each file's best window."""
+        order = np.argsort(-scores, kind="stable")
+        ids, scores = ids[order], scores[order]
+        uniq = list(dict.fromkeys(int(i) for i in ids if i >= 0))
+        info: dict[int, tuple[int, float, float]] = {}
+        allowed: set[int] | None = None
+        for chunk in db._chunks(uniq, 900):
+            q = select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s).where(db.Window.id.in_(chunk))
+            for wid, fid, s, e in conn.execute(q):
+                info[wid] = (fid, s, e)
+        if not filters.is_empty():
+            fids = sorted({v[0] for v in info.values()})
+            allowed = set()
+            for chunk in db._chunks(fids, 900):
+                allowed.update(conn.execute(
+                    select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
+                    .where(db.File.id.in_(chunk), *filters.clauses())
+                ).scalars())
+        best: dict[int, tuple[float, float, float]] = {}
+        for wid, sc in zip(ids, scores, strict=True):
+            got = info.get(int(wid))
+            if got is None:
+                continue
+            fid, s, e = got
+            if fid in best or fid in exclude or (allowed is not None and fid not in allowed):
+                continue
+            best[fid] = (float(sc), s, e)
+        return best
+
+    def _exact(self, conn, qvecs: np.ndarray, k: int, filters: Filters, exclude: set[int]) -> list[Hit]:
+        rows = conn.execute(
+            select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
+            .join(db.Vector, and_(db.Vector.window_id == db.Window.id, db.Vector.bundle_id == self.lib.bundle.bundle_id))
+            .join(db.File, db.File.id == db.Window.file_id)
+            .join(db.Root, db.Root.id == db.File.root_id)
+            .where(and_(*filters.clauses()))
+        ).all()
+        rows = [r for r in rows if r[1] not in exclude]
+        if not rows:
+            return []
+        vecs = db.decode_vectors((r[4] for r in rows), self.lib.bundle.dim)
+        scores = (vecs @ qvecs.T).max(axis=1)
+        best: dict[int, tuple[float, float, float]] = {}
+        for i in np.argsort(-scores, kind="stable"):
+            _, fid, s, e, _ = rows[i]
+            if fid not in best:
+                best[fid] = (float(scores[i]), s, e)
+                if len(best) >= k:
+                    break
+        return self._hits(conn, best, k)
+
+    def _hits(self, conn, best: dict[int, tuple[float, float, float]], k: int) -> list[Hit]:
+        top = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+        if not top:
+            return []
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(db.File.id, db.File.rel_path, db.File.duration_s, db.File.sample_rate, db.File.channels,
+                       db.File.format, db.File.metadata_json, db.Root.path.label("root"))
+                .join(db.Root, db.Root.id == db.File.root_id)
+                .where(db.File.id.in_([fid for fid, _ in top]))
+            )
+        }
+        hits = []
+        for fid, (score, s, e) in top:
+            r = rows.get(fid)
+            if r is None:  # deleted between the index lookup and now
+                continue
+            hits.append(Hit(
+                path=str(Path(r.root) / r.rel_path), score=score, start_s=float(s), end_s=float(e),
+                duration_s=float(r.duration_s or 0.0), sample_rate=r.sample_rate, channels=r.channels,
+                format=r.format, file_id=fid, metadata=json.loads(r.metadata_json) if r.metadata_json else {},
+            ))
+        return hits
+
+    def find_file(self, conn, path: Path) -> int | None:
+        """The file id of an absolute path, if the library holds it."""
+        for rid, root in conn.execute(select(db.Root.id, db.Root.path)):
+            rp = Path(root)
+            if path == rp or rp in path.parents:
+                rel = path.relative_to(rp).as_posix()
+                fid = conn.execute(
+                    select(db.File.id).where(db.File.root_id == rid, db.File.rel_path == rel)
+                ).scalar()
+                if fid is not None:
+                    return int(fid)
+        return None
+
+    def _stored_vectors(self, path: Path, start_s: float | None, end_s: float | None
+                        ) -> tuple[int | None, np.ndarray | None]:
+        with self.lib.engine.connect() as conn:
+            fid = self.find_file(conn, path)
+            if fid is None:
+                return None, None
+            q = select(db.Window.id).where(db.Window.file_id == fid)
+            if start_s is not None:
+                q = q.where(db.Window.end_s > start_s)
+            if end_s is not None:
+                q = q.where(db.Window.start_s < end_s)
+            wids = conn.execute(q.order_by(db.Window.start_s)).scalars().all()
+            if not wids:
+                return fid, None
+            vecs = db.vectors_for_windows(conn, self.lib.bundle.bundle_id, self.lib.bundle.dim, wids)
+            return fid, (vecs if len(vecs) else None)
+
+    def _embed_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+        from engine.audio import iter_windows, load_mono
+
+        b = self.lib.bundle
+        if start_s is None and end_s is None:
+            windows = [w for _, w in iter_windows(path, b.sample_rate, b.window_s, b.hop_s)]
+        else:
+            sig = load_mono(path, b.sample_rate, start_s or 0.0, end_s)
+            windows = [frame_signal(sig, b.sample_rate, b.window_s, b.hop_s)]
+        return self.lib.encoder.embed_audio(np.concatenate(windows))
+
+
+def frame_signal(sig: np.ndarray, sr: int, window_s: float, hop_s: float) -> np.ndarray:
+    """Cut an in-memory mono signal into zero-padded windows, the same rule as ``engine.audio.iter_windows``."""
+    from engine.audio import window_count
+
+    win = int(round(window_s * sr))
+    hop = int(round(hop_s * sr))
+    n = window_count(len(sig) / sr, window_s, hop_s)
+    out = np.zeros((n, win), np.float32)
+    for i in range(n):
+        seg = sig[i * hop : i * hop + win]
+        out[i, : len(seg)] = seg
+    return out
+
+
+def hits_to_json(hits: Iterable[Hit]) -> list[dict]:
+    return [h.as_dict() for h in hits]

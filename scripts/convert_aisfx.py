@@ -1,0 +1,156 @@
+"""Convert the official aiSFX checkpoint to a safetensors file for the ``aisfx_cnn`` architecture.
+
+Usage (from the repository root)::
+
+    python -m scripts.convert_aisfx --wheel-dir /tmp/aisfx --out resources/models/aisfx_cnn.safetensors --fp16
+
+``--wheel-dir`` is the unpacked PyPI wheel ``aisfx`` 0.1.2 (it holds ``aisfx/models/checkpoint.pth``, a
+pickled ``(state_dict, ds_dict)``). The checkpoint is read with ``torch.load(weights_only=True)`` (only
+the numpy scalar types its ``ds_dict`` uses are allow-listed); only the embedding network is kept
+(convolutions + BatchNorm parameters and buffers, prefix ``embedding_net.`` removed), the per-dataset
+classifier heads are dropped. The output is written atomically and checked by loading it strictly into
+:class:`engine.models.aisfx_cnn.AisfxCNN`.
+
+The weights are CC BY 4.0 (A. B. Ma and A. Lerch, ISMIR 2022); the licence and attribution travel in the
+safetensors metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+from engine.errors import EarshotError
+
+log = logging.getLogger("convert_aisfx")
+
+PREFIX = "embedding_net."
+LICENSE = "CC-BY-4.0"
+ATTRIBUTION = (
+    "aiSFX by Alison B. Ma and Alexander Lerch, 'Representation Learning for the Automatic Indexing of "
+    "Sound Effects Libraries', ISMIR 2022; https://github.com/alisonbma/aiSFX (PyPI: aisfx). "
+    "Model X-Sequential-CE, embedding network only, converted to safetensors."
+)
+
+
+def _numpy_safe_globals() -> list:
+    """The numpy types pickled inside the checkpoint's ``ds_dict`` (int64 scalars), for weights_only."""
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    allowed: list = [
+        (multiarray.scalar, "numpy.core.multiarray.scalar"),
+        (multiarray.scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+    ]
+    allowed += [type(np.dtype(name)) for name in ("int64", "int32", "float64", "float32")]
+    return allowed
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Return the state dict of the official checkpoint (``weights_only=True``, CPU tensors)."""
+    import torch
+
+    with torch.serialization.safe_globals(_numpy_safe_globals()):
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = obj[0] if isinstance(obj, (tuple, list)) else obj
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    return state
+
+
+def embedding_state(state: dict, fp16: bool) -> dict:
+    """Keep the ``embedding_net.*`` tensors, prefix removed; floating tensors cast to fp16 if asked."""
+    import torch
+
+    out = {}
+    for key, value in state.items():
+        if not key.startswith(PREFIX):
+            continue
+        value = value.detach().contiguous()
+        if fp16 and value.is_floating_point():
+            value = value.to(torch.float16)
+        out[key[len(PREFIX) :]] = value
+    if not out:
+        raise ValueError("the checkpoint has no 'embedding_net.' tensors")
+    return out
+
+
+def _wheel_version(wheel_dir: Path) -> str:
+    for meta in sorted(wheel_dir.glob("aisfx-*.dist-info/METADATA")):
+        for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert(wheel_dir: Path, out: Path, fp16: bool) -> Path:
+    """Convert and verify; returns ``out``. Raises ``FileNotFoundError`` / ``ValueError`` on bad input."""
+    from safetensors.torch import save_file
+
+    from engine.models.aisfx_cnn import AisfxCNN
+
+    ckpt = wheel_dir / "aisfx" / "models" / "checkpoint.pth"
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"no aiSFX checkpoint at {ckpt} (unpack the aisfx wheel into --wheel-dir)")
+    state = embedding_state(load_checkpoint(ckpt), fp16)
+    metadata = {
+        "format": "pt",
+        "arch": "aisfx_cnn",
+        "source": f"aisfx {_wheel_version(wheel_dir)} (PyPI wheel), aisfx/models/checkpoint.pth",
+        "source_sha256": _sha256(ckpt),
+        "license": LICENSE,
+        "attribution": ATTRIBUTION,
+        "dtype": "float16" if fp16 else "float32",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        save_file(state, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the weights are public
+        AisfxCNN.from_config({}).load_weights_file(tmp)  # strict: every tensor fits
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info(
+        "wrote %s (%d tensors, %.1f MB, %s)", out, len(state), out.stat().st_size / 1e6, metadata["dtype"]
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wheel-dir", type=Path, required=True, help="unpacked aisfx wheel directory")
+    parser.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    parser.add_argument("--fp16", action="store_true", help="store floating tensors as float16")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        convert(args.wheel_dir, args.out, args.fp16)
+    except (OSError, ValueError, pickle.UnpicklingError, EarshotError) as exc:
+        log.error("error: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

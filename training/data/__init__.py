@@ -1,0 +1,1 @@
+"""Training datasets: caption corpora and the Debian sound-effects corpus builder."""
