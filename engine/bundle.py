@@ -264,6 +264,7 @@ def write_bundle(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bundle is meant to be shared
         for name, content in files.items():
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, suppress=True)
     p.add_argument("folders", nargs="*", help="folders to index (default: every folder already in the library)")
     p.add_argument("--retry-failed", action="store_true", help="try files that failed before again")
+    p.add_argument("--batch", type=int, default=64, metavar="N",
+                   help="windows per inference batch (default 64; results are committed every 16 batches)")
 
     p = sub.add_parser("search", help="find sounds by a text description")
     _common(p, suppress=True)
@@ -160,7 +162,9 @@ def cmd_index(args) -> int:
 
     try:
         lib.acquire_writer()
-        summary = Indexer(lib).run(args.folders or None, on_progress=on_progress, cancel=cancel,
+        if args.batch < 1:
+            raise EarshotError("--batch must be at least 1")
+        summary = Indexer(lib, batch_windows=args.batch, commit_windows=16 * args.batch).run(args.folders or None, on_progress=on_progress, cancel=cancel,
                                    retry_failed=args.retry_failed)
     finally:
         signal.signal(signal.SIGINT, old)

@@ -394,7 +394,8 @@ class Indexer:
                     continue
                 starts = np.concatenate(d.starts) if d.starts else np.zeros(0)
                 vecs = np.concatenate(d.vectors) if d.vectors else np.zeros((0, b.dim), np.float32)
-                ends = np.minimum(starts + b.window_s, max(d.info.duration_s, b.window_s))
+                # A window's reported end stops where the audio stops (short files are zero-padded).
+                ends = np.maximum(np.minimum(starts + b.window_s, d.info.duration_s), starts + 1e-3)
                 ids = db.insert_windows(conn, fid, starts, ends, vecs, b.bundle_id, gen)
                 added_ids.append(ids)
                 # Store what the database holds (float16) so a rebuilt index is identical.

@@ -29,9 +29,11 @@ import shutil
 import subprocess
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+import numpy as np
 
 from engine.errors import EarshotError
 
@@ -91,6 +93,33 @@ LICENCE_FILE_OVERRIDES: dict[str, dict[str, str]] = {
         "wscream.wav": "WTFPL",
     },
 }
+
+#: Splits by package (no package in two splits). Test packages were chosen for varied, well-named concepts
+#: (ambiences, footsteps on many surfaces, doors, breaking glass/wood/metal, weapons, creatures, animals,
+#: crafts, weather, user-interface sounds); validation packages cover similar ground at a smaller scale.
+TEST_PACKAGES: frozenset[str] = frozenset(
+    {
+        "ufoai-sound",
+        "widelands-data",
+        "sound-theme-freedesktop",
+        "7kaa-data",
+        "extremetuxracer-data",
+        "chromium-bsu-data",
+    }
+)
+VAL_PACKAGES: frozenset[str] = frozenset(
+    {
+        "minetest-data",
+        "btanks-data",
+        "cube2-data",
+        "pokerth-data",
+        "deepin-sound-theme",
+        "yaru-theme-sound",
+        "heroes-sound-effects",
+        "marsshooter-data",
+    }
+)
+SPLIT_PRIORITY = {"train": 0, "val": 1, "test": 2}
 
 #: Duration tolerance when checking a decoded clip against the inventory: the larger of the two.
 DURATION_TOLERANCE_S = 0.05
@@ -234,6 +263,19 @@ def check_not_reserved(packages: Iterable[str]) -> None:
             f"Refusing the reserved package(s) {', '.join(bad)}: they are held out of training and "
             "must never be fetched or used."
         )
+
+
+def split_of(package: str) -> str:
+    """``"test"``, ``"val"`` or ``"train"`` for a package (fixed lists, so splits are deterministic).
+
+    Raises :class:`CorpusError` for a reserved package, which belongs to no split.
+    """
+    check_not_reserved([package])
+    if package in TEST_PACKAGES:
+        return "test"
+    if package in VAL_PACKAGES:
+        return "val"
+    return "train"
 
 
 def skip_reason(row: InventoryRow) -> str | None:
@@ -763,6 +805,119 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+# ----------------------------------------------------------------------------------------------- duplicates
+
+DUPLICATE_THRESHOLD = 0.95
+_FP_RATE = 8000  # Hz: fingerprints compare coarse spectral shape only
+
+
+def fingerprint(path: Path) -> tuple[float, np.ndarray]:
+    """Coarse spectral fingerprint of an audio file for duplicate detection.
+
+    The clip is decoded to mono, resampled to 8 kHz, trimmed of leading/trailing near-silence (below 1 %
+    of its peak) and turned into log energies of 16 log-spaced bands over 32 ms frames (hop 16 ms).
+    Returns ``(trimmed duration in s, array [frames, bands] float64)``. Raises
+    :class:`engine.errors.AudioError` when the file cannot be decoded.
+    """
+    import soundfile as sf
+    import soxr
+
+    from engine.errors import AudioError
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioError(f"Cannot decode {path.name}: {exc}", reason="decode_error") from exc
+    y = data.mean(axis=1)
+    if rate != _FP_RATE and len(y):
+        y = soxr.resample(y, rate, _FP_RATE)
+    a = np.abs(y)
+    if len(a) and a.max() > 0:
+        loud = np.nonzero(a > 0.01 * a.max())[0]
+        y = y[loud[0] : loud[-1] + 1]
+    n_fft, hop = 256, 128
+    if len(y) < n_fft:
+        y = np.pad(y, (0, n_fft - len(y)))
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    edges = np.unique(np.geomspace(2, n_fft // 2 + 1, 17).astype(int))
+    bands = np.stack([power[:, lo:hi].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+    return len(y) / _FP_RATE, np.log(bands + 1e-8)
+
+
+def find_duplicates(
+    fingerprints: dict[str, tuple[float, np.ndarray]], threshold: float = DUPLICATE_THRESHOLD
+) -> list[tuple[str, str, float]]:
+    """Pairs of clips whose fingerprints (see :func:`fingerprint`) agree: trimmed durations within 2 %
+    (+10 ms) and correlation of the band energies over their common length above ``threshold``.
+
+    Catches copies of one sound shipped by several packages, also when re-encoded or resampled.
+    Returns ``(path_a, path_b, correlation)`` with ``path_a < path_b``, sorted.
+    """
+    items = sorted(fingerprints.items(), key=lambda kv: kv[1][0])
+    pairs: list[tuple[str, str, float]] = []
+    for i, (a, (dur_a, fa)) in enumerate(items):
+        for b, (dur_b, fb) in items[i + 1 :]:
+            if dur_b > dur_a * 1.02 + 0.01:
+                break
+            m = min(len(fa), len(fb))
+            if m < 3:
+                continue
+            u, v = fa[:m].ravel(), fb[:m].ravel()
+            if u.std() == 0 or v.std() == 0:
+                continue
+            corr = float(np.corrcoef(u, v)[0, 1])
+            if corr > threshold:
+                pairs.append((min(a, b), max(a, b), corr))
+    return sorted(pairs)
+
+
+def write_duplicates(path: Path, pairs: Sequence[tuple[str, str, float]]) -> None:
+    """Write duplicate pairs as CSV (``a,b,correlation``)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["a", "b", "correlation"])
+        writer.writerows((a, b, f"{c:.4f}") for a, b, c in pairs)
+
+
+def read_duplicates(path: Path) -> list[tuple[str, str, float]]:
+    """Read pairs written by :func:`write_duplicates`."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [(r["a"], r["b"], float(r["correlation"])) for r in csv.DictReader(fh)]
+
+
+def leaking_duplicates(
+    pairs: Iterable[tuple[str, str, float]], split_of_path: Callable[[str], str]
+) -> set[str]:
+    """Clips to leave out so that no sound is in two splits: of each duplicate pair spanning two splits,
+    the clip in the lower-priority split (train < val < test) goes. Pairs inside one split are kept."""
+    drop: set[str] = set()
+    for a, b, _ in pairs:
+        sa, sb = split_of_path(a), split_of_path(b)
+        if sa == sb:
+            continue
+        drop.add(a if SPLIT_PRIORITY[sa] < SPLIT_PRIORITY[sb] else b)
+    return drop
+
+
+def build_duplicates(
+    out: Path, rows: Sequence[Mapping[str, str]], progress: bool = False
+) -> list[tuple[str, str, float]]:
+    """Fingerprint the usable clips of manifest ``rows`` under ``out`` and write ``out/duplicates.csv``."""
+    from engine.errors import AudioError
+
+    usable = [r for r in rows if r["status"] in ("ok", "duration_mismatch")]
+    fps: dict[str, tuple[float, np.ndarray]] = {}
+    for r in _progress(usable, len(usable), "fingerprints", progress):
+        try:
+            fps[r["path"]] = fingerprint(out / r["path"])
+        except AudioError as exc:
+            log.warning("%s", exc)
+    pairs = find_duplicates(fps)
+    write_duplicates(out / "duplicates.csv", pairs)
+    return pairs
+
+
 # --------------------------------------------------------------------------------------------------- CLI
 
 
@@ -776,6 +931,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="corpus root: OUT/PKG/<member path>")
     p.add_argument("--packages", nargs="*", default=None, help="only these packages")
     p.add_argument("--skip-packages", nargs="*", default=(), help="leave these packages out")
+    p.add_argument(
+        "--duplicates", action="store_true", help="also fingerprint the clips and write OUT/duplicates.csv"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -793,6 +951,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CorpusError as exc:
         log.error("%s", exc)
         return 2
+    if args.duplicates:
+        pairs = build_duplicates(args.out, read_manifest(args.out / "manifest.csv"), not args.no_progress)
+        log.info("%d duplicate pairs written to %s", len(pairs), args.out / "duplicates.csv")
     counts = report.counts()
     log.info(
         "corpus: %d clips in manifest, %d usable (%.2f h); statuses %s; package failures: %s",

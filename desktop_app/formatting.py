@@ -1,0 +1,76 @@
+"""Pure text formatting for the views: times, rates, channel counts, ETAs (no Qt)."""
+
+from __future__ import annotations
+
+import time
+
+
+def fmt_clock(seconds: float | None, *, decimals: int = 1) -> str:
+    """``83.25`` → ``'1:23.2'`` (minutes:seconds); ``None`` → ``''``."""
+    if seconds is None:
+        return ""
+    seconds = max(0.0, float(seconds))
+    m, s = divmod(seconds, 60.0)
+    if decimals <= 0:
+        return f"{int(m)}:{int(s):02d}"
+    width = 3 + decimals
+    return f"{int(m)}:{s:0{width}.{decimals}f}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """A file length: ``0.35`` → ``'0.35 s'``, ``12.4`` → ``'12.4 s'``, ``185`` → ``'3:05'``."""
+    if seconds is None:
+        return ""
+    if seconds < 1.0:
+        return f"{seconds:.2f} s"
+    if seconds < 60.0:
+        return f"{seconds:.1f} s"
+    return fmt_clock(seconds, decimals=0)
+
+
+def fmt_rate(hz: int | None) -> str:
+    """``44100`` → ``'44.1 kHz'``, ``48000`` → ``'48 kHz'``."""
+    if not hz:
+        return ""
+    k = hz / 1000.0
+    return f"{k:g} kHz" if abs(k * 10 - round(k * 10)) < 1e-9 else f"{hz} Hz"
+
+
+def fmt_channels(n: int | None) -> str:
+    if not n:
+        return ""
+    return {1: "mono", 2: "stereo"}.get(n, f"{n} ch")
+
+
+def fmt_eta(seconds: float | None) -> str:
+    """Remaining time for a progress label: ``None`` → ``'estimating…'``, ``75`` → ``'1 min 15 s left'``."""
+    if seconds is None:
+        return "estimating…"
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return f"{seconds} s left"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+
+
+def eta_seconds(done: float, total: float, elapsed_s: float) -> float | None:
+    """Remaining seconds at the average rate so far, or ``None`` while there is too little to go on."""
+    if total <= 0 or done <= 0 or elapsed_s < 0.5:
+        return None
+    if done >= total:
+        return 0.0
+    return elapsed_s * (total - done) / done
+
+
+def fmt_when(timestamp: float | None, now: float | None = None) -> str:
+    """A past moment: ``'never'``, ``'just now'``, ``'5 min ago'``, or a local date and time."""
+    if not timestamp:
+        return "never"
+    now = time.time() if now is None else now
+    age = now - timestamp
+    if 0 <= age < 60:
+        return "just now"
+    if 0 <= age < 3600:
+        return f"{int(age // 60)} min ago"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))

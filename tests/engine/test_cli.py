@@ -1,0 +1,166 @@
+"""The `earshot` command line as a user runs it: JSON contract, errors, resume after `kill -9`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from tests import audio_fixtures as af
+from tests.bundles import make_tiny_bundle
+
+HIT_KEYS = {"path", "score", "start_s", "end_s", "duration_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, tiny):
+    root = tmp_path_factory.mktemp("sounds")
+    af.write(root / "low_hum.wav", af.tone(110, 3.0, 44100), 44100)
+    af.write(root / "whistle.flac", af.tone(3000, 2.0, 48000), 48000)
+    af.write(root / "hiss.ogg", af.noise(5.0, 44100), 44100)
+    af.write(root / "ticks.wav", af.clicks(2.0, 22050), 22050)
+    (root / "broken.wav").write_text("not audio")
+    lib = tmp_path_factory.mktemp("lib")
+    return root, lib
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_index_search_similar_status_json(indexed, tiny, capsys):
+    root, lib = indexed
+    code, out, err = run(capsys, "--library", lib, "--model", tiny, "index", root, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["new"] == 4 and summary["failed"] == 1
+    # --json after the subcommand works as well as before it
+    code, out, _ = run(capsys, "--library", lib, "search", "a low hum", "-k", "3", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert isinstance(hits, list) and len(hits) == 3
+    assert all(HIT_KEYS <= set(h) for h in hits)
+    assert all(os.path.isabs(h["path"]) for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+    code, out, _ = run(capsys, "--library", lib, "--json", "similar", root / "low_hum.wav", "-k", "10")
+    sims = json.loads(out)
+    assert code == 0 and len(sims) == 3 and all(HIT_KEYS <= set(h) for h in sims)
+    assert str((root / "low_hum.wav").resolve()) not in {h["path"] for h in sims}
+
+    code, out, _ = run(capsys, "--library", lib, "status", "--json")
+    st = json.loads(out)
+    assert {"files", "windows", "errors", "bundle"} <= set(st)
+    assert (st["files"], st["errors"]) == (4, 1) and st["windows"] > 4
+    assert st["bundle"]["name"] == "tiny-test"
+
+    # The library remembers its model: no --model needed.
+    code, out, _ = run(capsys, "--library", lib, "status")
+    assert code == 0 and "tiny-test" in out and "1 failed" in out
+
+
+def test_queries_file_prints_one_json_line_per_query(indexed, tiny, capsys, tmp_path):
+    root, lib = indexed
+    run(capsys, "--library", lib, "--model", tiny, "index", root)
+    qf = tmp_path / "q.txt"
+    qf.write_text("low hum\n\n  \nhigh whistle\nhiss\n")
+    code, out, _ = run(capsys, "--library", lib, "search", "--queries", qf, "--json", "-k", "2")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and [x["query"] for x in lines] == ["low hum", "high whistle", "hiss"]
+    assert all(len(x["hits"]) == 2 and HIT_KEYS <= set(x["hits"][0]) for x in lines)
+
+
+def test_errors_go_to_stderr_with_nonzero_exit(indexed, tiny, capsys, tmp_path):
+    root, lib = indexed
+    code, out, err = run(capsys, "--library", lib, "--model", tiny, "search", "")
+    assert code != 0 and out == "" and "empty" in err
+    code, out, err = run(capsys, "--library", lib, "--model", tiny, "index", tmp_path / "nope")
+    assert code != 0 and "not found" in err
+    code, out, err = run(capsys, "--library", lib, "--model", tmp_path / "no-model", "status")
+    assert code != 0 and "not found" in err
+    bad_db = tmp_path / "badlib"
+    bad_db.mkdir()
+    (bad_db / "earshot.db").write_bytes(b"garbage" * 100)
+    code, out, err = run(capsys, "--library", bad_db, "--model", tiny, "status")
+    assert code != 0 and "cannot open" in err
+
+
+def test_models_lists_the_shipped_default(capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    rows = json.loads(out)
+    assert code == 0 and any(r.get("default") for r in rows)
+    code, out, _ = run(capsys, "models")
+    default = next(r for r in rows if r.get("default"))
+    if not default["trained"]:
+        assert "UNTRAINED" in out
+
+
+def _count_files(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return c.execute("SELECT count(*) FROM files WHERE status='ok'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_minus_9_mid_index_then_resume(tmp_path, tiny):
+    root = tmp_path / "many"
+    n = 40
+    for i in range(n):
+        af.write(root / f"f{i:02d}.wav", af.noise(6.0, 16000, seed=i), 16000)
+    lib = tmp_path / "lib"
+    cmd = [sys.executable, "-m", "engine.cli", "--library", str(lib), "--model", str(tiny), "index", str(root),
+           "--batch", "2", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while _count_files(lib / "earshot.db") < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    done_before = _count_files(lib / "earshot.db")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < done_before < n, "the indexer finished before it could be killed; make the test folder bigger"
+    committed = _count_files(lib / "earshot.db")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    s = json.loads(out.stdout)
+    # Nothing committed is redone; everything else is done now.
+    assert s["unchanged"] == committed and s["new"] == n - committed
+    assert _count_files(lib / "earshot.db") == n
+    status = json.loads(subprocess.run([sys.executable, "-m", "engine.cli", "--library", str(lib), "status", "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert status["files"] == n and status["windows"] == n * 11  # 6 s, 1 s windows, 0.5 s hop
+
+
+def test_ctrl_c_stops_cleanly_and_rerun_resumes(tmp_path, tiny):
+    root = tmp_path / "many"
+    n = 40
+    for i in range(n):
+        af.write(root / f"f{i:02d}.wav", af.noise(6.0, 16000, seed=i), 16000)
+    lib = tmp_path / "lib"
+    cmd = [sys.executable, "-m", "engine.cli", "--library", str(lib), "--model", str(tiny), "index", str(root),
+           "--batch", "2", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _count_files(lib / "earshot.db") < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    first = json.loads(out)
+    assert first["cancelled"] and 0 < first["new"] < n
+    s = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    assert s["unchanged"] == first["new"] and s["new"] == n - first["new"]
