@@ -392,12 +392,19 @@ def read_captions(path: Path = DEFAULT_CAPTIONS) -> list[dict[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Rewrite the captions table from a corpus manifest; returns 0 on success, 2 on bad input."""
-    from training.data.debian_sfx import read_manifest
+    from training.data.debian_sfx import leaking_duplicates, read_duplicates, read_manifest, split_of
 
     p = argparse.ArgumentParser(prog="python -m training.data.captions", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", type=Path, required=True, help="OUT/manifest.csv of the corpus builder")
     p.add_argument("--jargon", type=Path, default=DEFAULT_JARGON)
     p.add_argument("--out", type=Path, default=DEFAULT_CAPTIONS)
+    p.add_argument(
+        "--duplicates",
+        type=Path,
+        default=None,
+        help="duplicates.csv of the corpus builder (default: next to the manifest); a sound found in two "
+        "splits is kept only in the held-out one",
+    )
     p.add_argument("--exclude", type=Path, default=None, help="text file: corpus paths to leave out")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -407,9 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CaptionError, OSError) as exc:
         log.error("%s", exc)
         return 2
-    exclude: list[str] = []
+    exclude: set[str] = set()
     if args.exclude:
-        exclude = [ln.strip() for ln in args.exclude.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        exclude |= {ln.strip() for ln in args.exclude.read_text(encoding="utf-8").splitlines() if ln.strip()}
+    duplicates = args.duplicates or args.manifest.parent / "duplicates.csv"
+    if duplicates.is_file():
+        leaks = leaking_duplicates(read_duplicates(duplicates), lambda path: split_of(path.split("/", 1)[0]))
+        log.info("%d clips duplicate audio of a held-out split and are left out", len(leaks))
+        exclude |= leaks
+    else:
+        log.warning("no duplicates file at %s: cross-split duplicates are not removed", duplicates)
     rows, left_out = build_caption_rows(manifest, jargon, exclude_paths=exclude)
     write_captions(args.out, rows)
     clips = {r["path"] for r in rows}

@@ -841,7 +841,9 @@ def fingerprint(path: Path) -> tuple[float, np.ndarray]:
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop] * np.hanning(n_fft)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     edges = np.unique(np.geomspace(2, n_fft // 2 + 1, 17).astype(int))
-    bands = np.stack([power[:, lo:hi].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+    bands = np.stack(
+        [power[:, lo:hi].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:], strict=True)], axis=1
+    )
     return len(y) / _FP_RATE, np.log(bands + 1e-8)
 
 

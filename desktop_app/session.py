@@ -1,0 +1,240 @@
+"""The open library and everything the app asks the engine: open, search, find similar, status.
+
+Every engine call runs on the :class:`~desktop_app.tasks.TaskRunner`; results come back as Qt signals on
+the GUI thread. Writes are handed to the :class:`~desktop_app.writer.LibraryWriter`. Engine errors
+(:class:`engine.errors.EarshotError`) arrive as messages, never as crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from desktop_app.history import Query
+from desktop_app.tasks import TaskRunner
+from desktop_app.writer import LibraryWriter
+from engine.search import Filters, Hit
+
+log = logging.getLogger(__name__)
+
+RESULTS_K = 100
+STATUS_REFRESH_MS = 2000
+
+
+@dataclass
+class SearchResult:
+    query: Query
+    filters: Filters
+    hits: list[Hit]
+    seconds: float
+
+
+@dataclass
+class ModelInfo:
+    """An installed model bundle, as the settings dialog lists it."""
+
+    path: str
+    name: str
+    version: str
+    trained: bool
+    description: str
+    model_card: str
+    error: str | None = None
+    is_default: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        if self.error:
+            return f"{Path(self.path).name} (broken)"
+        return f"{self.name} {self.version}" + ("" if self.trained else " (untrained placeholder)")
+
+
+def installed_models() -> list[ModelInfo]:
+    """Every bundle the engine can find, with its model card (reads small files: call off the GUI thread)."""
+    from engine.bundle import default_bundle_name, list_bundles
+
+    default = default_bundle_name()
+    out = []
+    for path, spec in list_bundles():
+        card_file = Path(path) / "MODEL_CARD.md"
+        card = card_file.read_text(encoding="utf-8", errors="replace") if card_file.exists() else ""
+        if isinstance(spec, Exception):
+            out.append(ModelInfo(str(path), path.name, "", False, "", card, error=str(spec)))
+            continue
+        out.append(ModelInfo(str(path), spec["name"], spec["version"], bool(spec.get("trained", True)),
+                             spec.get("description", ""), card, is_default=path.name == default))
+    return out
+
+
+class Session(QObject):
+    """One open library (or none). Create on the GUI thread."""
+
+    opened = Signal(object)  # status dict
+    open_failed = Signal(str)
+    status_changed = Signal(object)  # status dict (engine.status.library_status, every failed file)
+    results_ready = Signal(object)  # SearchResult
+    search_failed = Signal(object, str)  # Query, message
+    message = Signal(str)  # transient status-bar text
+    models_listed = Signal(object)  # list[ModelInfo]
+
+    def __init__(self, runner: TaskRunner, writer: LibraryWriter, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.writer = writer
+        self.lib = None
+        self.status: dict | None = None
+        self._pending_open: tuple | None = None
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_REFRESH_MS)
+        self._status_timer.timeout.connect(self.refresh_status)
+        writer.finished.connect(self._write_finished)
+        writer.failed.connect(self._write_failed)
+        writer.busy_changed.connect(self._writer_busy)
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def open(self, path: str | None = None, model: str | None = None, device: str | None = None) -> None:
+        """Open (or switch to) a library; ``opened`` or ``open_failed`` follows. A running indexing job is
+        cancelled first (what it committed is kept)."""
+        if self.writer.busy:
+            self._pending_open = (path, model, device)
+            self.writer.cancel()
+            return
+        old, self.lib = self.lib, None
+        self.writer.set_library(None)
+        self.runner.invalidate("search")
+
+        def work():
+            from engine.library import Library
+            from engine.status import library_status
+
+            if old is not None:
+                old.close()
+            lib = Library(path or None, model or None, device=device or None)
+            try:
+                return lib, library_status(lib, failed_limit=None)
+            except Exception:
+                lib.close()
+                raise
+
+        self.runner.submit(work, self._opened, lambda exc: self.open_failed.emit(str(exc)), group="open")
+
+    def _opened(self, result) -> None:
+        self.lib, self.status = result
+        self.writer.set_library(self.lib)
+        self.opened.emit(self.status)
+        self.status_changed.emit(self.status)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Load the text model in the background, so the first query does not wait for it."""
+        lib = self.lib
+        if lib is None:
+            return
+
+        def work():
+            _ = lib.encoder.text_backbones  # loads the text networks
+            return True
+
+        self.runner.submit(work, lambda _: self.message.emit("model ready"),
+                           lambda exc: self.message.emit(f"cannot load the model: {exc}"), group="warm")
+
+    def close(self, wait_ms: int = 10000) -> None:
+        """Cancel indexing, wait for the workers (up to ``wait_ms`` each), close the library."""
+        self._status_timer.stop()
+        self._pending_open = None
+        self.writer.cancel()
+        self.writer.runner.close(wait_ms)
+        self.runner.close(wait_ms)
+        lib, self.lib = self.lib, None
+        self.writer.set_library(None)
+        if lib is not None:
+            lib.close()
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def search(self, query: Query, filters: Filters | None = None, k: int = RESULTS_K) -> None:
+        """Run a text or "similar" query; ``results_ready`` or ``search_failed`` follows (stale ones are
+        dropped)."""
+        filters = filters or Filters()
+        lib = self.lib
+        if lib is None:
+            self.search_failed.emit(query, "no library is open yet")
+            return
+
+        def work():
+            from engine.search import Searcher
+
+            t0 = time.perf_counter()
+            s = Searcher(lib)
+            if query.kind == "similar":
+                hits = s.similar(query.path, k, filters, start_s=query.start_s, end_s=query.end_s)
+            else:
+                hits = s.search_text(query.text, k, filters)
+            return SearchResult(query, filters, hits, time.perf_counter() - t0)
+
+        self.runner.submit(work, self.results_ready.emit, lambda exc: self.search_failed.emit(query, str(exc)),
+                           group="search", priority=3)
+
+    def cancel_search(self) -> None:
+        self.runner.invalidate("search")
+
+    # -- status and writes ----------------------------------------------------------------------
+
+    def refresh_status(self) -> None:
+        lib = self.lib
+        if lib is None:
+            return
+        from engine.status import library_status
+
+        self.runner.submit(lambda: library_status(lib, failed_limit=None), self._status_ready,
+                           lambda exc: log.warning("status failed: %s", exc), group="status")
+
+    def _status_ready(self, status: dict) -> None:
+        self.status = status
+        self.status_changed.emit(status)
+
+    def list_models(self) -> None:
+        self.runner.submit(installed_models, self.models_listed.emit,
+                           lambda exc: self.message.emit(f"cannot list models: {exc}"), group="models")
+
+    def add_folders(self, folders: list[str]) -> None:
+        folders = [str(Path(f).expanduser()) for f in folders if f]
+        if folders:
+            self.writer.index(folders)
+
+    def reindex(self, roots: list[str] | None = None, *, retry_failed: bool = False) -> None:
+        self.writer.index(roots, retry_failed=retry_failed)
+
+    def remove_folder(self, folder: str) -> None:
+        self.writer.remove_folder(folder)
+
+    def _writer_busy(self, busy: bool) -> None:
+        if busy:
+            self._status_timer.start()
+            return
+        self._status_timer.stop()
+        if self._pending_open is not None:
+            args, self._pending_open = self._pending_open, None
+            self.open(*args)
+
+    def _write_finished(self, kind: str, result) -> None:
+        if kind == "index":
+            s = result
+            text = (f"indexed: {s.new} new, {s.changed} changed, {s.moved} moved, {s.deleted} removed, "
+                    f"{s.failed} failed" + (" (stopped)" if s.cancelled else ""))
+            for r in s.missing_roots:
+                text += f"; folder missing: {r}"
+            self.message.emit(text)
+        else:
+            self.message.emit(f"removed {result} files from the library")
+        self.refresh_status()
+
+    def _write_failed(self, kind: str, message: str) -> None:
+        self.message.emit(f"{'indexing' if kind == 'index' else 'removing'} failed: {message}")
+        self.refresh_status()

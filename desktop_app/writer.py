@@ -1,0 +1,174 @@
+"""The one writer: every change to the library (indexing, removing a folder) goes through here, one job
+at a time, on a dedicated worker thread, while searches keep running on the readers' pool.
+
+Progress is reported through Qt signals (queued to the GUI thread), at most ten times a second, with an
+ETA from the bytes decoded so far. :meth:`LibraryWriter.cancel` stops the running job at the indexer's
+next chunk (what was committed stays) and drops the queued ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop_app.formatting import eta_seconds
+from desktop_app.tasks import TaskRunner
+from engine.indexer import CancelToken, Indexer, IndexSummary, Progress
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """What the progress bar shows. ``eta_s`` is None until there is enough to estimate from."""
+
+    phase: str  # "scan" | "embed" | "done"
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    current: str
+    elapsed_s: float
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        """Done fraction by bytes (files as a fallback), None while scanning."""
+        if self.phase == "scan":
+            return None
+        if self.bytes_total > 0:
+            return min(1.0, self.bytes_done / self.bytes_total)
+        return min(1.0, self.files_done / self.files_total) if self.files_total else None
+
+
+def _cpu_threads_for_indexing() -> int:
+    """Leave one core to the GUI and the searches."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class LibraryWriter(QObject):
+    """Queues write jobs on ``runner`` (a one-thread runner, or a synchronous one in tests)."""
+
+    started = Signal(str)  # "index" | "remove"
+    progress = Signal(object)  # IndexProgress
+    finished = Signal(str, object)  # kind, IndexSummary (index) or number of files removed (remove)
+    failed = Signal(str, str)  # kind, message
+    busy_changed = Signal(bool)
+
+    def __init__(self, runner: TaskRunner, parent: QObject | None = None, *, commit_windows: int = 256,
+                 commit_seconds: float = 2.0) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.lib = None
+        self.commit_windows = commit_windows
+        self.commit_seconds = commit_seconds
+        self._jobs = 0
+        self._cancel = CancelToken()
+        self._threads_set = False
+        self._lock = threading.Lock()
+
+    def set_library(self, lib) -> None:
+        self.lib = lib
+
+    @property
+    def busy(self) -> bool:
+        return self._jobs > 0
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def index(self, roots: list[str] | None = None, *, retry_failed: bool = False) -> None:
+        """Add folders / bring them up to date (``None``: every folder of the library)."""
+        self._submit("index", lambda lib, token: self._run_index(lib, token, roots, retry_failed))
+
+    def remove_folder(self, folder: str) -> None:
+        """Forget a folder and everything indexed under it (its files are untouched)."""
+        from engine.status import remove_root
+
+        def job(lib, token):
+            try:
+                lib.acquire_writer()
+                return remove_root(lib, Path(folder))
+            finally:
+                lib.release_writer()
+
+        self._submit("remove", job)
+
+    def cancel(self) -> None:
+        """Stop the running job after its current chunk and drop the queued ones."""
+        with self._lock:
+            self._cancel.cancel()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _submit(self, kind: str, job) -> None:
+        lib = self.lib
+        if lib is None:
+            self.failed.emit(kind, "no library is open")
+            return
+        with self._lock:
+            if self._cancel.cancelled:  # jobs queued before cancel() keep the cancelled token
+                self._cancel = CancelToken()
+            token = self._cancel
+        self._jobs += 1
+        if self._jobs == 1:
+            self.busy_changed.emit(True)
+
+        def run():
+            if token.cancelled:
+                return None
+            self.started.emit(kind)
+            return job(lib, token)
+
+        self.runner.submit(run, lambda result: self._done(kind, result, token),
+                           lambda exc: self._error(kind, exc))
+
+    def _run_index(self, lib, token: CancelToken, roots: list[str] | None, retry_failed: bool) -> IndexSummary:
+        if not self._threads_set:
+            from engine.models.device import set_cpu_threads
+
+            set_cpu_threads(_cpu_threads_for_indexing())
+            self._threads_set = True
+        t0 = time.perf_counter()
+        last = {"t": 0.0, "phase": ""}
+
+        def on_progress(p: Progress) -> None:
+            now = time.perf_counter()
+            if p.phase == last["phase"] and p.phase != "done" and now - last["t"] < PROGRESS_INTERVAL_S:
+                return
+            last["t"], last["phase"] = now, p.phase
+            elapsed = now - t0
+            self.progress.emit(IndexProgress(
+                phase=p.phase, files_done=p.files_done, files_total=p.files_total, bytes_done=p.bytes_done,
+                bytes_total=p.bytes_total, current=p.current, elapsed_s=elapsed,
+                eta_s=eta_seconds(p.bytes_done, p.bytes_total, elapsed) if p.phase == "embed" else None,
+            ))
+
+        indexer = Indexer(lib, commit_windows=self.commit_windows, commit_seconds=self.commit_seconds)
+        try:
+            lib.acquire_writer()
+            return indexer.run(roots, on_progress=on_progress, cancel=token, retry_failed=retry_failed)
+        finally:
+            lib.release_writer()
+
+    def _done(self, kind: str, result, token: CancelToken) -> None:
+        self._finish_one()
+        if result is None and token.cancelled:
+            result = IndexSummary(cancelled=True) if kind == "index" else 0
+        self.finished.emit(kind, result)
+
+    def _error(self, kind: str, exc: BaseException) -> None:
+        self._finish_one()
+        self.failed.emit(kind, str(exc))
+
+    def _finish_one(self) -> None:
+        self._jobs -= 1
+        if self._jobs == 0:
+            self.busy_changed.emit(False)
