@@ -290,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch", type=int, default=64, help="k asked of the index (over-fetch)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="build threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, help="where index files are written (default: a temp dir)")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="keep the built indexes here and reuse them on the next run (default: a temp dir, removed)",
+    )
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
     parser.add_argument("--phase", choices=("build", "query"), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -315,34 +319,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sizes:
             for m, efc in configs:
-                common = ["--n", str(n), "--M", str(m), "--ef-construction", str(efc), "--dim", str(args.dim)]
+                common = [f"--n={n}", f"--M={m}", f"--ef-construction={efc}", f"--dim={args.dim}"]
                 common += [
-                    "--ef",
-                    ",".join(map(str, args.ef)),
-                    "--queries",
-                    str(args.queries),
-                    "--k",
-                    str(args.k),
+                    f"--ef={','.join(map(str, args.ef))}",
+                    f"--queries={args.queries}",
+                    f"--k={args.k}",
                 ]
-                common += [
-                    "--fetch",
-                    str(args.fetch),
-                    "--threads",
-                    str(args.threads),
-                    "--seed",
-                    str(args.seed),
-                ]
-                common += ["--workdir", str(workdir)]
+                common += [f"--fetch={args.fetch}", f"--threads={args.threads}", f"--seed={args.seed}"]
+                common += [f"--workdir={workdir}"]
+                stem = workdir / f"bench-{n}-{args.dim}-{m}-{efc}"
+                cached = stem.with_suffix(".build.json")
                 try:
-                    built = _run_phase("build", common)
+                    if args.workdir and cached.exists():  # reuse a kept build (same N, dim, M, efC)
+                        built = json.loads(cached.read_text())
+                    else:
+                        built = _run_phase("build", common)
+                        cached.write_text(json.dumps(built))
                     queried = _run_phase("query", common)
                 except RuntimeError as exc:
                     print(f"N={n} M={m} efC={efc} failed:\n{exc}", file=sys.stderr)
                     status = 1
                     continue
                 finally:
-                    for leftover in workdir.glob(f"bench-{n}-{args.dim}-{m}-{efc}.*"):
-                        leftover.unlink()
+                    if not args.workdir:
+                        for leftover in workdir.glob(stem.name + ".*"):
+                            leftover.unlink()
                 for by_ef in queried.pop("by_ef"):
                     row = {
                         "n": n,

@@ -177,8 +177,11 @@ class Indexer:
                 by_print.setdefault((fp, size), []).append(fid)
         remaining: list[_Job] = []
         moved: list[tuple[_Job, int]] = []
+        vanished_sizes = {size for _, size in vanished.values()}
         for job in jobs:
-            if job.kind in ("new", "changed"):
+            # Fingerprint now only what could be a move (same size as a vanished file); the rest is
+            # fingerprinted by the decoding thread, so planning a big new folder reads no audio.
+            if job.kind == "new" and job.file.size in vanished_sizes:
                 try:
                     job.fingerprint = content_hash(job.abspath)
                 except OSError:
@@ -209,6 +212,8 @@ class Indexer:
                 if stop.is_set():
                     return
                 try:
+                    if job.fingerprint is None and job.kind != "resume":
+                        job.fingerprint = content_hash(job.abspath)
                     info = probe(job.abspath)
                     out.put(("start", job, info))
                     for starts, windows in iter_windows(job.abspath, b.sample_rate, b.window_s, b.hop_s,
@@ -219,6 +224,10 @@ class Indexer:
                     out.put(("end", job, None))
                 except AudioError as exc:
                     out.put(("error", job, (exc.reason, str(exc))))
+                except FileNotFoundError as exc:
+                    out.put(("error", job, ("missing", f"{job.abspath} vanished during indexing: {exc}")))
+                except PermissionError as exc:
+                    out.put(("error", job, ("unreadable", f"cannot read {job.abspath}: {exc}")))
                 except Exception as exc:  # a decoder bug must not kill the run: record and go on
                     log.exception("unexpected error decoding %s", job.abspath)
                     out.put(("error", job, ("decode_error", f"{type(exc).__name__}: {exc}")))
