@@ -47,6 +47,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", type=int, action="append", default=[], metavar="N", help="repeatable")
     g.add_argument("--format", action="append", default=[], metavar="FMT", help="wav, flac, ogg, mp3, aiff (repeatable)")
     g.add_argument("--folder", metavar="DIR", help="only files under this folder")
+    g.add_argument("--category", metavar="CAT", help="UCS CatID, category or subcategory (e.g. DOORWood, DOORS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, suppress=True)
     p.add_argument("query", nargs="?", help='e.g. "glass shattering on a hard floor"')
     p.add_argument("--queries", metavar="FILE", help="one query per line; prints one JSON line per query")
+    p.add_argument("--mode", choices=("both", "content", "keywords"), default="both",
+                   help="rank by what files sound like (content), by names and metadata (keywords), or both "
+                        "(default). Keyword syntax: \"phrase\", -exclude, OR, prefix*, category:/library:/designer:")
     _filters(p)
 
     p = sub.add_parser("similar", help="find sounds that sound like a file (or a region of it)")
@@ -99,7 +103,7 @@ def _make_filters(args):
     return Filters(
         min_duration=args.min_duration, max_duration=args.max_duration, sample_rates=tuple(args.sample_rate),
         min_sample_rate=args.min_sample_rate, channels=tuple(args.channels), formats=tuple(args.format),
-        folder=args.folder,
+        folder=args.folder, category=args.category,
     )
 
 
@@ -208,14 +212,14 @@ def cmd_search(args) -> int:
             for q in (line.strip() for line in lines):
                 if not q:
                     continue
-                hits = searcher.search_text(q, args.k, filters)
+                hits = searcher.search(q, args.k, filters, args.mode)
                 if args.json:
                     print(json.dumps({"query": q, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False), flush=True)
                 else:
                     print(f"# {q}")
                     _print_hits(hits, False)
             return 0
-        _print_hits(searcher.search_text(args.query, args.k, filters), args.json)
+        _print_hits(searcher.search(args.query, args.k, filters, args.mode), args.json)
         return 0
     finally:
         lib.close()

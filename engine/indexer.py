@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -22,9 +23,11 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert, select, update
 
+from engine import keyword
 from engine.audio import AUDIO_EXTENSIONS, AudioInfo, iter_windows, probe
 from engine.errors import AudioError, LibraryError
 from engine.library import Library
+from engine.metadata import FileMetadata, read_metadata
 from engine.storage import db
 from engine.storage.scanner import ScannedFile, content_hash, scan
 
@@ -93,6 +96,7 @@ class _Job:
 class _Done:
     job: _Job
     info: AudioInfo | None
+    meta: FileMetadata | None = None
     starts: list[np.ndarray] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
     error: tuple[str, str] | None = None
@@ -200,6 +204,9 @@ class Indexer:
                             root_id=job.root_id, rel_path=job.file.rel_path, mtime_ns=job.file.mtime_ns
                         )
                     )
+                    meta = conn.execute(select(db.File.metadata_json).where(db.File.id == old)).scalar()
+                    keyword.put_document(conn, old, keyword.document_for(
+                        job.file.rel_path, job.root.as_posix(), json.loads(meta) if meta else None))
             summary.moved = len(moved)
         return remaining, list(vanished)
 
@@ -215,7 +222,7 @@ class Indexer:
                     if job.fingerprint is None and job.kind != "resume":
                         job.fingerprint = content_hash(job.abspath)
                     info = probe(job.abspath)
-                    out.put(("start", job, info))
+                    out.put(("start", job, (info, read_metadata(job.abspath))))
                     for starts, windows in iter_windows(job.abspath, b.sample_rate, b.window_s, b.hop_s,
                                                         batch=self.batch_windows):
                         if stop.is_set():
@@ -331,7 +338,7 @@ class Indexer:
                 kind, job, payload = item
                 key = id(job)
                 if kind == "start":
-                    active[key] = _Done(job, payload)
+                    active[key] = _Done(job, *payload)
                     progress.current = job.file.rel_path
                 elif kind == "chunk":
                     starts, windows = payload
@@ -387,6 +394,8 @@ class Indexer:
                 if d.info is not None:
                     values.update(duration_s=d.info.duration_s, sample_rate=d.info.sample_rate,
                                   channels=d.info.channels, format=d.info.format, subtype=d.info.subtype)
+                if d.meta is not None:
+                    values["metadata_json"] = db.metadata_dumps(d.meta.as_dict())
                 if d.error is None:
                     values.update(status="ok", error_reason=None, error_message=None)
                 else:
@@ -397,7 +406,10 @@ class Indexer:
                     fid = job.file_id
                     if job.kind != "resume" or d.error is not None:
                         conn.execute(update(db.File).where(db.File.id == fid).values(**values))
-                if d.error is not None:
+                if d.error is None:
+                    keyword.put_document(conn, fid, keyword.document_for(sf.rel_path, job.root.as_posix(), d.meta))
+                else:
+                    keyword.delete_document(conn, fid)
                     summary.failed += 1
                     summary.errors.append((str(job.abspath), d.error[0], d.error[1]))
                     continue

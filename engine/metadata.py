@@ -48,11 +48,20 @@ _MAX_CHUNKS = 10_000
 _MAX_VALUE_CHARS = 4000
 _MAX_EXTRA = 64
 _MAX_KEYWORDS = 200
-_BEXT_MIN_BYTES = 602  # EBU Tech 3285: fixed part of the bext chunk
+_BEXT_MIN_BYTES = 602
+_WAV_SUFFIXES = frozenset({".wav", ".wave", ".bwf", ".rf64"})  # EBU Tech 3285: fixed part of the bext chunk
 
 # Canonical field -> tag keys (canonicalised: upper case, letters and digits only), best first.
 _TAG_KEYS: dict[str, tuple[str, ...]] = {
-    "description": ("DESCRIPTION", "BWDESCRIPTION", "BWFDESCRIPTION", "DESC", "SUBJECT", "COMMENT", "COMMENTS"),
+    "description": (
+        "DESCRIPTION",
+        "BWDESCRIPTION",
+        "BWFDESCRIPTION",
+        "DESC",
+        "SUBJECT",
+        "COMMENT",
+        "COMMENTS",
+    ),
     "title": ("TITLE", "TRACKTITLE", "NAME"),
     "category": ("CATEGORY",),
     "subcategory": ("SUBCATEGORY",),
@@ -145,8 +154,10 @@ class FileMetadata:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, list | dict):
+                value = type(value)(value)
             if value:
-                out[f.name] = list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+                out[f.name] = value
         return out
 
     @classmethod
@@ -198,6 +209,12 @@ def _decode(raw: bytes) -> str:
             return raw.decode("cp1252")
         except UnicodeDecodeError:
             return raw.decode("latin-1")
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for a warning: the exception's message, else its class name."""
+    text = " ".join(str(exc).split())
+    return (text or type(exc).__name__)[:160]
 
 
 def _canon(key: str) -> str:
@@ -279,6 +296,7 @@ def _riff_chunks(f: io.BufferedReader, size: int, warnings: list[str]) -> list[t
         return []
     out: list[tuple[bytes, bytes]] = []
     pos = 12
+    ds64_data_size: int | None = None
     for _ in range(_MAX_CHUNKS):
         if pos + 8 > size:
             break
@@ -290,8 +308,12 @@ def _riff_chunks(f: io.BufferedReader, size: int, warnings: list[str]) -> list[t
             break
         start = pos + 8
         available = size - start
+        if ident == b"ds64" and 16 <= length <= available:
+            ds64_data_size = struct.unpack("<Q", f.read(16)[8:16])[0]  # RF64: riffSize, dataSize, ...
+        if ident == b"data" and length == 0xFFFFFFFF and ds64_data_size is not None:
+            length = ds64_data_size
         if ident == b"data" and (length == 0xFFFFFFFF or length > available):
-            length = available  # RF64 placeholder or a truncated recording: the audio runs to the end
+            length = available  # no ds64, or a truncated recording: the audio runs to the end
         elif length > available:
             if ident in _WANTED_CHUNKS:
                 warnings.append(
@@ -324,12 +346,16 @@ def _bext(data: bytes, warnings: list[str]) -> _Source:
         warnings.append(
             f"bext chunk is {len(data)} bytes, shorter than the {_BEXT_MIN_BYTES} required: read complete fields only"
         )
+    src = _Source("bext")
     spans = (("description", 0, 256), ("originator", 256, 288), ("originator_reference", 288, 320))
-    items = []
     for key, lo, hi in spans:
-        if len(data) >= hi:
-            items.append(("BWDESCRIPTION" if key == "description" else key, data[lo:hi]))
-    src = _source("bext", items)
+        value = _clean(data[lo:hi]) if len(data) >= hi else None
+        if value is None:
+            continue
+        if key == "description":
+            src.fields["description"] = value
+        else:  # usually the recording device or software, sometimes a person: searchable, not a designer
+            src.extra[f"bext:{key}"] = value
     return src
 
 
@@ -350,8 +376,7 @@ def _info(data: bytes, warnings: list[str]) -> _Source | None:
         pos = start + length
         if length % 2 and pos < len(data) and data[pos] == 0:
             pos += 1
-    src = _source("INFO", items)
-    return src
+    return _source("INFO", items)
 
 
 def _parse_xml(data: bytes) -> tuple[Any | None, bool]:
@@ -401,7 +426,9 @@ def _block_items(block: Any) -> list[tuple[str, str]]:
         return [(k, v) for k, v in items if k]
     lines = (block.text or "").splitlines()
     return [
-        (m.group(1), m.group(2)) for m in (re.match(r"\s*([A-Za-z_]+)\s*[:=]\s*(.*)", ln) for ln in lines) if m
+        (m.group(1), m.group(2))
+        for m in (re.match(r"\s*([A-Za-z_]+)\s*[:=]\s*(.*)", ln) for ln in lines)
+        if m
     ]
 
 
@@ -493,13 +520,14 @@ def _id3_bytes(data: bytes, warnings: list[str]) -> list[_Source]:
     try:
         tags = ID3(io.BytesIO(data))
     except Exception as exc:
-        warnings.append(f"ID3 chunk is malformed ({type(exc).__name__}): skipped")
+        warnings.append(f"ID3 chunk is malformed ({_why(exc)}): skipped")
         return []
     return [_source("ID3", _id3_items(tags))]
 
 
 def _tag_items(tags: Any) -> tuple[str, list[tuple[str, str]]]:
     """``(source name, items)`` for any mutagen tag object."""
+    from mutagen._vorbis import VComment
     from mutagen.apev2 import APEv2
     from mutagen.id3 import ID3
     from mutagen.mp4 import MP4FreeForm, MP4Tags
@@ -523,10 +551,10 @@ def _tag_items(tags: Any) -> tuple[str, list[tuple[str, str]]]:
     if isinstance(tags, APEv2):
         return "APE", [(k, str(v)) for k, v in tags.items() if getattr(v, "kind", None) == 0]
     items = []
-    for key, value in tags.items():  # Vorbis comments and other str -> str/list mappings
+    for key, value in tags.items():  # Vorbis comments and any other str -> str/list mapping
         values = value if isinstance(value, list) else [value]
         items.append((str(key), "; ".join(str(v) for v in values if isinstance(v, str))))
-    return "tags", items
+    return ("Vorbis" if isinstance(tags, VComment) else "tags"), items
 
 
 def _read_tags(path: Path, warnings: list[str]) -> list[_Source]:
@@ -540,7 +568,7 @@ def _read_tags(path: Path, warnings: list[str]) -> list[_Source]:
     except OSError:
         raise
     except Exception as exc:
-        warnings.append(f"tags are malformed ({type(exc).__name__}): skipped")
+        warnings.append(f"tags are malformed ({_why(exc)}): skipped")
         return []
     if audio is None or audio.tags is None:
         return []
@@ -582,18 +610,19 @@ def _merge(sources: list[_Source], meta: FileMetadata) -> None:
         meta.extra = dict(list(meta.extra.items())[:_MAX_EXTRA])
 
 
-def _apply_ucs(meta: FileMetadata, stem: str) -> None:
-    """Resolve the CatID against the UCS list and fill gaps from a UCS file name."""
-    names = [stem]
-    if meta.original_filename:
-        names.append(PurePath(meta.original_filename.replace("\\", "/")).stem)
+def _apply_ucs(meta: FileMetadata, stem: str | None) -> None:
+    """Resolve the CatID against the UCS list and fill gaps from a UCS file name (``stem``, then the
+    original file name; neither when ``stem`` is ``None``)."""
+    names = []
+    if stem is not None:
+        names.append(stem)
+        if meta.original_filename:
+            names.append(PurePath(meta.original_filename.replace("\\", "/")).stem)
     for name in names:
         parsed = ucs.parse_ucs_filename(name, strict=True)
         if parsed is None:
             continue
-        if meta.cat_id and (ucs.lookup(meta.cat_id) or meta.cat_id).__str__() and not _same_catid(
-            meta.cat_id, parsed["cat_id"]
-        ):
+        if meta.cat_id and not _same_catid(meta.cat_id, parsed["cat_id"]):
             break  # the metadata names another CatID: the file name is not this file's UCS name
         meta.cat_id = meta.cat_id or parsed["cat_id"]
         meta.fx_name = meta.fx_name or parsed["fx_name"]
@@ -635,6 +664,8 @@ def read_metadata(path: Path | str, *, use_filename: bool = True) -> FileMetadat
             magic = f.read(4)
         if magic in _RIFF_MAGIC:
             sources = _read_riff(path, meta.warnings)
+        elif path.suffix.lower() in _WAV_SUFFIXES:
+            meta.warnings.append("not a RIFF/WAVE file: embedded WAV metadata not read")
         else:
             sources = _read_tags(path, meta.warnings)
     except OSError as exc:
@@ -643,10 +674,7 @@ def read_metadata(path: Path | str, *, use_filename: bool = True) -> FileMetadat
         log.debug("metadata of %s failed", path, exc_info=True)
         meta.warnings.append(f"metadata could not be read ({type(exc).__name__})")
     _merge(sources, meta)
-    if use_filename:
-        _apply_ucs(meta, path.stem)
-    else:
-        _apply_ucs(meta, "")
+    _apply_ucs(meta, path.stem if use_filename else None)
     if meta.warnings:
         log.debug("%s: %s", path, "; ".join(meta.warnings))
     return meta

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select, text
 
+from engine import keyword
 from engine.errors import QueryError
+from engine.fusion import rrf
 from engine.library import Library
 from engine.storage import db
 
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 EXACT_LIMIT = 20_000  # filtered searches over at most this many windows are exact
 MAX_K = 1000
 MAX_QUERY_WINDOWS = 16
+MODES = ("both", "content", "keywords")
+RRF_K = 60
+KEYWORD_POOL = 200  # keyword hits fused with the content hits
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Filters:
     channels: tuple[int, ...] = ()  # any of these
     formats: tuple[str, ...] = ()  # 'wav', 'flac', 'ogg', 'mp3', 'aiff', ... (case-insensitive)
     folder: str | None = None  # absolute folder; files under it (recursively)
+    category: str | None = None  # UCS CatID, category or subcategory (from file names and metadata)
+    keyword_constraint: tuple[str, tuple] | None = None  # (sql with ? marks, params) on files.id: field filters / excludes
 
     def is_empty(self) -> bool:
         return self == Filters()
@@ -59,12 +66,30 @@ class Filters:
             wanted = {f.upper().lstrip(".") for f in self.formats}
             wanted |= {"AIFF"} if wanted & {"AIF", "AIFC"} else set()
             c.append(func.upper(F.format).in_(sorted(wanted)))
+        if self.category:
+            parsed = keyword.parse_query(f'category:"{self.category}" OR catid:"{self.category}"')
+            sql, params = keyword.constraint_sql(parsed, "files.id")
+            c.append(_qmark_clause(sql, params))
+        if self.keyword_constraint:
+            c.append(_qmark_clause(*self.keyword_constraint))
         if self.folder:
             folder = Path(self.folder).expanduser().resolve().as_posix().rstrip("/")
             full = db.Root.path + literal("/") + F.rel_path
             esc = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             c.append(or_(full.like(esc + "/%", escape="\\"), db.Root.path == folder))
         return c
+
+
+def _qmark_clause(sql: str, params) -> object:
+    """A ``?``-placeholder SQL fragment from :mod:`engine.keyword` as a SQLAlchemy clause."""
+    names = {}
+    parts = sql.split("?")
+    out = parts[0]
+    for i, (param, rest) in enumerate(zip(params, parts[1:], strict=True)):
+        name = f"kw{i}_{abs(hash(param)) % 10**8}"
+        names[name] = param
+        out += f":{name}" + rest
+    return text(out).bindparams(**names)
 
 
 @dataclass
@@ -106,7 +131,52 @@ class Searcher:
 
     # -- public ---------------------------------------------------------------------------------
 
+    def search(self, query: str, k: int = 20, filters: Filters | None = None, mode: str = "both") -> list[Hit]:
+        """The main entry: a query in the keyword syntax of :mod:`engine.keyword` (words, "phrases",
+        -exclude, OR, prefix*, field:value) answered by what the files sound like (``content``), by their
+        names and metadata (``keywords``) or both fused by reciprocal rank (``both``, the default).
+        Field filters and excludes restrict the content results too."""
+        validate_k(k)
+        if mode not in MODES:
+            raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError('the query is empty: describe a sound, e.g. "heavy wooden door creaking"')
+        parsed = keyword.parse_query(query)
+        if parsed.is_empty:
+            raise QueryError(f"the query {query!r} has no words to search for")
+        filters = filters or Filters()
+        constraint = keyword.constraint_sql(parsed, "files.id")
+        if constraint:
+            filters = Filters(**{**filters.__dict__, "keyword_constraint": (constraint[0], tuple(constraint[1]))})
+        free = parsed.free_text
+        content: list[Hit] = []
+        if mode != "keywords" and free.strip():
+            content = self.search_text(free, k if mode == "content" else max(k, 100), filters)
+        if mode == "content":
+            return content[:k]
+        with self.lib.engine.connect() as conn:
+            kw = keyword.keyword_search(conn, parsed, KEYWORD_POOL)
+            if kw and not filters.is_empty():
+                allowed = set()
+                for chunk in db._chunks([fid for fid, _ in kw], 900):
+                    allowed.update(conn.execute(
+                        select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
+                        .where(db.File.id.in_(chunk), *filters.clauses())
+                    ).scalars())
+                kw = [(fid, sc) for fid, sc in kw if fid in allowed]
+            if mode == "keywords":
+                best = {fid: (sc, 0.0, None) for fid, sc in kw[:k]}
+                return self._hits(conn, best, k)
+            fused = rrf([[h.file_id for h in content], [fid for fid, _ in kw]], k=RRF_K)[:k]
+            by_id = {h.file_id: h for h in content}
+            best = {}
+            for fid, score in fused:
+                h = by_id.get(fid)
+                best[fid] = (score, h.start_s, h.end_s) if h else (score, 0.0, None)
+            return self._hits(conn, best, k)
+
     def search_text(self, query: str, k: int = 20, filters: Filters | None = None) -> list[Hit]:
+        """Content-only search: rank files by how well their best window matches the text."""
         validate_k(k)
         if not isinstance(query, str) or not query.strip():
             raise QueryError('the query is empty: describe a sound, e.g. "heavy wooden door creaking"')
@@ -235,6 +305,8 @@ class Searcher:
             r = rows.get(fid)
             if r is None:  # deleted between the index lookup and now
                 continue
+            if e is None:  # a keyword-only hit: its first window
+                e = min(self.lib.bundle.window_s, float(r.duration_s or self.lib.bundle.window_s))
             hits.append(Hit(
                 path=str(Path(r.root) / r.rel_path), score=score, start_s=float(s), end_s=float(e),
                 duration_s=float(r.duration_s or 0.0), sample_rate=r.sample_rate, channels=r.channels,

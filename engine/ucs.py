@@ -106,7 +106,7 @@ def categories() -> dict[str, dict[str, str]]:
     return tree
 
 
-def parse_ucs_filename(stem: str) -> dict[str, Any] | None:
+def parse_ucs_filename(stem: str, *, strict: bool = False) -> dict[str, Any] | None:
     """Split a UCS-style file stem (no extension) into its blocks.
 
     Returns ``None`` unless the stem has at least a CatID-like first block (letters and digits) and a
@@ -120,9 +120,11 @@ def parse_ucs_filename(stem: str) -> dict[str, Any] | None:
     - ``exact_case``: whether it is written exactly as in the list;
     - ``category``, ``subcategory``: from the list when known, else ``None``.
 
-    ``known`` alone is weak evidence for ordinary names (``rain_heavy`` has the CatID ``RAIN``); callers
-    deciding whether a name *is* UCS should also look at ``exact_case`` (see
-    :func:`engine.metadata.read_metadata`).
+    ``known`` alone is weak evidence for ordinary names: ``rain_heavy`` starts with the CatID ``RAIN``,
+    ``test_tone`` with ``TEST``. With ``strict=True`` the function returns ``None`` unless the CatID is
+    known and written either exactly as in the list or not all in lower case (``RAIN_heavy``,
+    ``Doorwood_Slam`` pass; ``rain_heavy`` does not) -- the rule :func:`engine.metadata.read_metadata`
+    uses before trusting a file name.
     """
     if not stem:
         return None
@@ -137,6 +139,8 @@ def parse_ucs_filename(stem: str) -> dict[str, Any] | None:
     if fx_name is None:
         return None
     row = lookup(head)
+    if strict and (row is None or (row.cat_id != head and head.islower())):
+        return None
     rest = [b for b in blocks[4:] if b]
     return {
         "cat_id": row.cat_id if row else head,

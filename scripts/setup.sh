@@ -25,7 +25,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/pip install -q "$TORCH_SPEC"
   fi
 fi
-extras="app,metadata"
-[[ $dev == 1 ]] && extras="app,metadata,train,dev"
+extras="app"
+[[ $dev == 1 ]] && extras="app,train,dev"
 .venv/bin/pip install -q -e ".[${extras}]"
 echo "Earshot is set up in $(pwd)/.venv  (try: .venv/bin/earshot models)"

@@ -13,6 +13,8 @@ Layout (one row per thing, paths relative to their root in POSIX form):
 * ``tombstones`` window ids removed since the index file was last saved, so a stale index catches up
                  without a full rebuild.
 * ``bundles``    the model bundles whose vectors are stored.
+* ``files_fts``  (schema 2) the FTS5 keyword index over names, folders and metadata
+                 (:mod:`engine.keyword`); its rowid is the file id.
 
 This module never imports torch.
 """
@@ -51,7 +53,7 @@ from engine.errors import LibraryError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VECTOR_DTYPE = np.float16
 
 
@@ -131,10 +133,33 @@ class BundleRow(Base):
     added_at: Mapped[float] = mapped_column(Float)
 
 
-# Migrations: MIGRATIONS[v] upgrades a database at schema version v-1 to v. Version 1 is the initial
-# schema, created by ``Base.metadata.create_all``.
+# Migrations: MIGRATIONS[v] upgrades a database at schema version v-1 to v. A new database gets
+# ``Base.metadata.create_all`` plus every migration's idempotent DDL.
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _create_fts(conn: Connection) -> None:
+    from engine import keyword
+
+    for stmt in keyword.FTS_DDL:
+        conn.exec_driver_sql(stmt)
+
+
+def _migrate_2_keyword_index(conn: Connection) -> None:
+    """Schema 2: the FTS5 keyword index, filled from what the database already knows."""
+    from engine import keyword
+
+    _create_fts(conn)
+    rows = conn.execute(
+        select(File.id, File.rel_path, File.metadata_json, Root.path)
+        .join(Root, Root.id == File.root_id)
+        .where(File.status == "ok")
+    ).all()
+    for fid, rel, meta, root in rows:
+        keyword.put_document(conn, fid, keyword.document_for(rel, root, json.loads(meta) if meta else None))
+
+
+MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index}
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -172,6 +197,7 @@ def _migrate(engine: Engine) -> None:
         ).first()
         if not has_meta:
             Base.metadata.create_all(conn)
+            _create_fts(conn)
             _put_meta(conn, "schema_version", str(SCHEMA_VERSION))
             _put_meta(conn, "generation", "0")
             _put_meta(conn, "tombstones_pruned_upto", "0")
@@ -285,10 +311,16 @@ def delete_file_windows(conn: Connection, file_ids: Iterable[int], gen: int) -> 
 
 
 def delete_files(conn: Connection, file_ids: Iterable[int], gen: int) -> int:
+    """Delete files with their windows, vectors (tombstoned at ``gen``) and keyword-index rows."""
+    from engine import keyword
+
     ids = [int(f) for f in file_ids]
     n = delete_file_windows(conn, ids, gen)
     for chunk in _chunks(ids, 900):
         conn.execute(delete(File).where(File.id.in_(chunk)))
+        conn.exec_driver_sql(
+            f"DELETE FROM {keyword.FTS_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})", tuple(chunk)
+        )
     return n
 
 

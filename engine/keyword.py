@@ -1,0 +1,475 @@
+"""Keyword search over file names, folders and metadata with SQLite FTS5 (BM25 ranking).
+
+Query syntax (what :func:`parse_query` understands; anything else is searched as plain words):
+
+- ``door slam``: all words must match (in any indexed column);
+- ``"door slam"``: the words in this order; ``"door slam"*``: the last word as a prefix;
+- ``expl*``: words starting with ``expl``;
+- ``-metal`` (or ``NOT metal``): exclude files matching ``metal``; also ``-"metal door"``, ``-library:boom``;
+- ``creak OR squeak``: either word (``OR`` in capitals; lower-case ``or`` is a word);
+- ``field:value`` / ``field:"two words"`` / ``field:pre*``: only in that field. Fields: ``name``
+  (``file``), ``folder`` (``path``), ``description`` (``desc``), ``keywords`` (``keyword``, ``tag``),
+  ``category`` (``cat``, ``subcategory``), ``catid``, ``library`` (``lib``), ``designer`` (``creator``).
+
+Every user word goes into the FTS5 expression as a quoted string, so FTS5 operators typed by a user
+(``NEAR(``, ``^``, ``:``, ``*`` inside words, stray quotes) can never change the query's structure.
+
+The table (``FTS_DDL``, created by the library's schema migration) is an ordinary FTS5 table whose rowid is
+the file id; :func:`document_for` builds its columns for one file and :func:`put_document` /
+:func:`delete_document` write them. Stemming (Porter) lets ``explosions`` find ``explosion``, and each
+query word also matches files whose UCS CatID lists it as a synonym (``barn`` finds ``DOORWood`` files),
+with a low weight.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from engine import ucs
+from engine.errors import LibraryError, QueryError
+from engine.metadata import FileMetadata
+
+log = logging.getLogger(__name__)
+
+FTS_TABLE = "files_fts"
+#: FTS5 columns, in table order, with their BM25 weights (file name and description count most).
+FTS_COLUMNS: tuple[tuple[str, float], ...] = (
+    ("name", 10.0),
+    ("folder", 3.0),
+    ("description", 10.0),
+    ("keywords", 6.0),
+    ("category", 4.0),
+    ("catid", 4.0),
+    ("library", 2.0),
+    ("designer", 2.0),
+    ("ucs", 1.0),
+    ("other", 1.0),
+)
+_COLUMN_NAMES = tuple(name for name, _ in FTS_COLUMNS)
+
+_TOKENIZE = "'porter unicode61 remove_diacritics 2'"
+
+#: Statements creating the keyword index (idempotent). ``prefix='2 3'`` speeds up short prefix queries.
+FTS_DDL: list[str] = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+    + ", ".join(_COLUMN_NAMES)
+    + f", tokenize = {_TOKENIZE}, prefix = '2 3')"
+]
+
+FIELD_ALIASES: dict[str, str] = {
+    "name": "name",
+    "file": "name",
+    "filename": "name",
+    "folder": "folder",
+    "path": "folder",
+    "description": "description",
+    "desc": "description",
+    "keywords": "keywords",
+    "keyword": "keywords",
+    "tag": "keywords",
+    "tags": "keywords",
+    "category": "category",
+    "cat": "category",
+    "subcategory": "category",
+    "catid": "catid",
+    "library": "library",
+    "lib": "library",
+    "designer": "designer",
+    "creator": "designer",
+}
+
+_FIELD_RE = re.compile(r"([A-Za-z]+):")
+_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit: what FTS5's unicode61 tokenizer keeps
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_TERMS = 64
+_MAX_QUERY_CHARS = 2000
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+_SEPARATORS = re.compile(r"[\s_\-.+,;()\[\]{}#&!~'\"]+")
+
+
+# ------------------------------------------------------------------------------------------- documents
+
+
+def split_words(text: str) -> str:
+    """``"DoorSlam_heavy-01(take2)"`` -> ``"Door Slam heavy 01 take 2"``: words of a file or folder name
+    split on separators, camelCase and letter/digit boundaries."""
+    parts = []
+    for chunk in _SEPARATORS.split(text):
+        if chunk:
+            parts.extend(p for p in _CAMEL.split(chunk) if p)
+    return " ".join(parts)
+
+
+def _name_text(name: str) -> str:
+    """A name as written plus its split words (so ``doorslam`` and ``door slam`` both match)."""
+    split = split_words(name)
+    return name if split == name else f"{name} {split}"
+
+
+def _join(values: Iterable[str | None]) -> str:
+    seen: set[str] = set()
+    out = []
+    for v in values:
+        v = (v or "").strip()
+        if v and v.casefold() not in seen:
+            seen.add(v.casefold())
+            out.append(v)
+    return " | ".join(out)
+
+
+_LIBRARY_EXTRA = ("MANUFACTURER", "PUBLISHER", "CDTITLE", "LABEL")
+_CATEGORY_EXTRA = ("USERCATEGORY", "USER_CATEGORY", "VENDORCATEGORY", "CATEGORYFULL", "CATEGORY_FULL")
+
+
+def _extra_kind(key: str) -> str:
+    name = key.rsplit(":", 1)[-1].upper()
+    if name in _LIBRARY_EXTRA:
+        return "library"
+    if name in _CATEGORY_EXTRA:
+        return "category"
+    return "other"
+
+
+def document_for(
+    rel_path: str, root_path: str, meta: FileMetadata | Mapping[str, Any] | None
+) -> dict[str, str]:
+    """The FTS columns (see :data:`FTS_COLUMNS`) for one file.
+
+    ``rel_path``: the file's path relative to its library root, POSIX form (``"Doors/DOORWood_Slam.wav"``);
+    ``root_path``: the root folder (its last component is often the library's name and is indexed with
+    the folders); ``meta``: from :func:`engine.metadata.read_metadata` or its ``as_dict()``.
+    A known UCS CatID adds its category and subcategory names to ``category`` and its official spelling
+    to ``ucs``, the column that query-time synonym expansion matches (see :func:`to_fts5`): the UCS
+    explanations and synonyms are not copied into every file's row, which would double the index.
+    """
+    if not isinstance(meta, FileMetadata):
+        meta = FileMetadata.from_dict(meta)
+    rel = PurePosixPath(rel_path.replace("\\", "/"))
+    root_name = PurePosixPath(str(root_path).replace("\\", "/").rstrip("/")).name
+    folders = [root_name, *rel.parts[:-1]]
+    original = (
+        PurePosixPath(meta.original_filename.replace("\\", "/")).stem if meta.original_filename else None
+    )
+    row = ucs.lookup(meta.cat_id)
+    extra = {"library": [], "category": [], "other": []}
+    for key, value in meta.extra.items():
+        extra[_extra_kind(key)].append(value)
+    doc = {
+        "name": _join(
+            [_name_text(rel.stem), meta.title, meta.fx_name, _name_text(original) if original else None]
+        ),
+        "folder": _join(_name_text(f) for f in folders if f),
+        "description": meta.description or "",
+        "keywords": _join(meta.keywords),
+        "category": _join(
+            [
+                meta.category,
+                meta.subcategory,
+                *(extra["category"]),
+                *([row.category, row.subcategory] if row else []),
+            ]
+        ),
+        "catid": _join([meta.cat_id]),
+        "library": _join([meta.library, *extra["library"]]),
+        "designer": _join([meta.designer, meta.creator_id]),
+        "ucs": row.cat_id if row else "",
+        "other": _join([meta.source_id, *extra["other"]]),
+    }
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class Term:
+    """One search term: ``text`` as typed (without quotes, ``*`` or field prefix); ``phrase`` if it was
+    quoted; ``prefix`` if it ended in ``*``; ``field`` the FTS column it is restricted to, or ``None``."""
+
+    text: str
+    phrase: bool = False
+    prefix: bool = False
+    field: str | None = None
+
+    def fts5(self) -> str:
+        """This term as a safe FTS5 expression: a quoted string, optionally ``*`` and a column filter."""
+        expr = '"' + self.text.replace('"', '""') + '"'
+        if self.prefix:
+            expr += " *"
+        if self.field:
+            expr = "{" + self.field + "} : " + expr
+        return expr
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A parsed keyword query: ``clauses`` are ANDed, the terms inside one clause ORed; a file matching
+    any of ``excludes`` is left out."""
+
+    clauses: tuple[tuple[Term, ...], ...] = ()
+    excludes: tuple[Term, ...] = ()
+
+    @property
+    def terms(self) -> list[Term]:
+        """Every positive term, in order."""
+        return [t for clause in self.clauses for t in clause]
+
+    @property
+    def phrases(self) -> list[Term]:
+        return [t for t in self.terms if t.phrase]
+
+    @property
+    def prefixes(self) -> list[Term]:
+        return [t for t in self.terms if t.prefix]
+
+    @property
+    def filters(self) -> list[Term]:
+        """Positive terms restricted to a field (``category:doors``)."""
+        return [t for t in self.terms if t.field]
+
+    @property
+    def free_text(self) -> str:
+        """The positive, field-less words and phrases joined by spaces: what a text encoder should embed
+        for the same query (``category:doors creaky -metal "old hinge"`` -> ``creaky old hinge``)."""
+        return " ".join(t.text for t in self.terms if not t.field)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.clauses and not self.excludes
+
+
+@dataclass
+class _Token:
+    text: str = ""
+    op: str | None = None  # "OR", "AND", "NOT" for bare operators
+    negated: bool = False
+    field: str | None = None
+    quoted: bool = False
+    prefix: bool = False
+
+
+def _lex(q: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(q)
+    while i < n:
+        if q[i].isspace() or q[i] in "()":
+            i += 1
+            continue
+        tok = _Token()
+        while i < n and q[i] in "-+":
+            tok.negated = tok.negated or q[i] == "-"
+            i += 1
+        m = _FIELD_RE.match(q, i)
+        if m and m.group(1).lower() in FIELD_ALIASES:
+            tok.field = FIELD_ALIASES[m.group(1).lower()]
+            i = m.end()
+        if i < n and q[i] == '"':
+            end = q.find('"', i + 1)
+            end = n if end < 0 else end
+            tok.text, tok.quoted = q[i + 1 : end], True
+            i = end + 1
+            if i < n and q[i] == "*":
+                tok.prefix = True
+                while i < n and q[i] == "*":
+                    i += 1
+        else:
+            start = i
+            while i < n and not q[i].isspace() and q[i] not in '"()':
+                i += 1
+            word = q[start:i]
+            if word in ("OR", "AND", "NOT") and not tok.negated and tok.field is None:
+                tok.op = word
+            tok.prefix = word.endswith("*")
+            tok.text = word.strip("*")
+        tokens.append(tok)
+    return tokens
+
+
+def parse_query(q: str) -> ParsedQuery:
+    """Parse a keyword query (syntax in the module docstring). Never raises: unbalanced quotes close at
+    the end, lone ``-``/``*``/``OR`` and terms without a letter or digit are dropped, unknown
+    ``word:word`` pairs are ordinary words. At most 64 terms are kept."""
+    tokens = _lex(_CONTROL.sub(" ", q or "")[:_MAX_QUERY_CHARS])
+    clauses: list[list[Term]] = []
+    excludes: list[Term] = []
+    join_or = negate_next = False
+    last_positive = False
+    for tok in tokens:
+        if tok.op == "OR":
+            join_or = last_positive
+            continue
+        if tok.op == "AND":
+            join_or = False
+            continue
+        if tok.op == "NOT":
+            negate_next = True
+            continue
+        text = " ".join(tok.text.split())
+        if not _WORD_CHAR.search(text):
+            continue
+        term = Term(text=text, phrase=tok.quoted, prefix=tok.prefix, field=tok.field)
+        if tok.negated or negate_next:
+            excludes.append(term)
+            last_positive = join_or = negate_next = False
+        elif join_or and clauses:
+            clauses[-1].append(term)
+            last_positive, join_or = True, False
+        else:
+            clauses.append([term])
+            last_positive = True
+        if sum(len(c) for c in clauses) + len(excludes) >= _MAX_TERMS:
+            break
+    return ParsedQuery(clauses=tuple(tuple(c) for c in clauses), excludes=tuple(excludes))
+
+
+_UCS_LOCK = threading.Lock()
+_MAX_EXPANSION = 100
+
+
+@functools.cache
+def _ucs_vocabulary() -> sqlite3.Connection:
+    """An in-memory FTS5 table of every UCS CatID's synonyms, tokenized like the index."""
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.execute(f"CREATE VIRTUAL TABLE ucs USING fts5(cat_id UNINDEXED, text, tokenize = {_TOKENIZE})")
+    db.executemany(
+        "INSERT INTO ucs (cat_id, text) VALUES (?, ?)",
+        [(r.cat_id, " ".join(r.synonyms)) for r in ucs.ucs_table().values()],
+    )
+    return db
+
+
+def ucs_expansion(term: Term) -> list[str]:
+    """The UCS CatIDs whose official synonyms match ``term`` (same tokenizer and stemming as the index;
+    ``barn`` gives ``DOORWood`` among others), at most 100, those with the fewest synonyms first; none
+    for field-restricted terms. (The explanations are left out: their filler words expand too widely.)"""
+    if term.field:
+        return []
+    with _UCS_LOCK:
+        rows = _ucs_vocabulary().execute(
+            "SELECT cat_id FROM ucs WHERE ucs MATCH ? ORDER BY rank LIMIT ?", (term.fts5(), _MAX_EXPANSION)
+        )
+        return [r[0] for r in rows]
+
+
+def _term(term: Term, expand: bool) -> str:
+    cat_ids = ucs_expansion(term) if expand else []
+    if not cat_ids:
+        return term.fts5()
+    return "(" + term.fts5() + " OR {ucs} : (" + " OR ".join(f'"{c}"' for c in cat_ids) + "))"
+
+
+def _clause(terms: Sequence[Term], expand: bool = False) -> str:
+    if len(terms) == 1:
+        return _term(terms[0], expand)
+    return "(" + " OR ".join(_term(t, expand) for t in terms) + ")"
+
+
+def to_fts5(parsed: ParsedQuery, *, expand_ucs: bool = True) -> str | None:
+    """A safe FTS5 MATCH expression for ``parsed``, or ``None`` when it has no positive term (FTS5 cannot
+    express "everything except": see :func:`constraint_sql` for exclude-only queries).
+
+    With ``expand_ucs``, each positive field-less term also matches files whose UCS CatID lists it as a
+    synonym (:func:`ucs_expansion`), through the low-weight ``ucs`` column, so
+    ``barn`` finds a ``DOORWood`` file that never says "barn". Excludes are never expanded.
+    """
+    if not parsed.clauses:
+        return None
+    positive = " AND ".join(_clause(c, expand_ucs) for c in parsed.clauses)
+    if not parsed.excludes:
+        return positive
+    return f"({positive}) NOT ({' OR '.join(t.fts5() for t in parsed.excludes)})"
+
+
+def constraint_sql(parsed: ParsedQuery, id_column: str = "files.id") -> tuple[str, list[str]] | None:
+    """A SQL condition restricting ``id_column`` to files that pass the query's field filters (clauses
+    made only of ``field:`` terms) and match none of its excludes; ``(sql, params)`` with ``?``
+    placeholders, or ``None`` when the query sets no such constraint. Meant for semantic results, whose
+    ranking comes from the free text (:attr:`ParsedQuery.free_text`)."""
+    parts: list[str] = []
+    params: list[str] = []
+    filters = [c for c in parsed.clauses if all(t.field for t in c)]
+    select = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
+    if filters:
+        parts.append(f"{id_column} IN ({select})")
+        params.append(" AND ".join(_clause(c) for c in filters))
+    if parsed.excludes:
+        parts.append(f"{id_column} NOT IN ({select})")
+        params.append(" OR ".join(t.fts5() for t in parsed.excludes))
+    if not parts:
+        return None
+    return " AND ".join(parts), params
+
+
+# ---------------------------------------------------------------------------------------------- SQL
+
+
+def _execute(conn: Any, sql: str, params: Sequence[Any], *, rows: bool = False) -> list[tuple]:
+    """Run ``sql`` on a sqlite3 connection or a SQLAlchemy Connection (qmark parameters); the result rows
+    when ``rows``, else ``[]``."""
+    if hasattr(conn, "exec_driver_sql"):
+        result = conn.exec_driver_sql(sql, tuple(params))
+        return [tuple(r) for r in result.fetchall()] if rows else []
+    cursor = conn.execute(sql, tuple(params))
+    return cursor.fetchall() if rows else []
+
+
+def _sqlite_error(exc: BaseException) -> sqlite3.Error | None:
+    orig = getattr(exc, "orig", exc)
+    return orig if isinstance(orig, sqlite3.Error) else None
+
+
+def put_document(conn: Any, file_id: int, doc: Mapping[str, str]) -> None:
+    """Index (or re-index) file ``file_id`` with the columns from :func:`document_for`."""
+    _execute(conn, f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (file_id,))
+    cols = ", ".join(_COLUMN_NAMES)
+    marks = ", ".join("?" for _ in _COLUMN_NAMES)
+    _execute(
+        conn,
+        f"INSERT INTO {FTS_TABLE} (rowid, {cols}) VALUES (?, {marks})",
+        (file_id, *(doc.get(c, "") or "" for c in _COLUMN_NAMES)),
+    )
+
+
+def delete_document(conn: Any, file_id: int) -> None:
+    """Remove file ``file_id`` from the keyword index (no error if it is not there)."""
+    _execute(conn, f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (file_id,))
+
+
+def keyword_search(
+    conn: Any, q: str | ParsedQuery, limit: int = 200, *, expand_ucs: bool = True
+) -> list[tuple[int, float]]:
+    """Files matching keyword query ``q``, best first: ``[(file id, score)]`` where score is ``-bm25``
+    with the column weights of :data:`FTS_COLUMNS` (higher is better, > 0 for any match; scores compare
+    only within one query). ``[]`` when the query has nothing to match.
+
+    ``conn``: a sqlite3 connection or a SQLAlchemy Connection to the library database; ``expand_ucs``:
+    see :func:`to_fts5`. Raises :class:`LibraryError` when the keyword index is missing.
+    """
+    parsed = q if isinstance(q, ParsedQuery) else parse_query(q)
+    expr = to_fts5(parsed, expand_ucs=expand_ucs)
+    if expr is None or limit <= 0:
+        return []
+    weights = ", ".join(repr(w) for _, w in FTS_COLUMNS)
+    sql = (
+        f"SELECT rowid, bm25({FTS_TABLE}, {weights}) AS rank FROM {FTS_TABLE} "
+        f"WHERE {FTS_TABLE} MATCH ? ORDER BY rank LIMIT ?"
+    )
+    try:
+        rows = _execute(conn, sql, (expr, int(limit)), rows=True)
+    except Exception as exc:
+        err = _sqlite_error(exc)
+        if err is None:
+            raise
+        if "no such table" in str(err):
+            raise LibraryError("This library has no keyword index yet; index it again to build one.") from exc
+        log.warning("FTS5 rejected %r: %s", expr, err)
+        raise QueryError(f"Could not run this keyword search ({err}).") from exc
+    return [(int(rowid), -float(rank)) for rowid, rank in rows]

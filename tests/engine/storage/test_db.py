@@ -1,0 +1,80 @@
+"""Schema versioning and migrations of the library database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+from sqlalchemy import insert
+
+from engine import keyword
+from engine.errors import LibraryError
+from engine.storage import db
+
+
+def test_new_database_is_current_and_in_wal_mode(tmp_path):
+    eng = db.open_engine(tmp_path / "x.db")
+    with eng.connect() as c:
+        assert int(db.get_meta(c, "schema_version")) == db.SCHEMA_VERSION
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert keyword.keyword_search(c, "anything") == []
+
+
+def test_migration_from_schema_1_backfills_keyword_index(tmp_path):
+    path = tmp_path / "old.db"
+    eng = db.open_engine(path)
+    with eng.begin() as c:
+        c.execute(insert(db.Root).values(path="/sounds/Boom Library", added_at=0))
+        c.execute(insert(db.File).values(root_id=1, rel_path="Doors/creaky_barn_door.wav", size=1, mtime_ns=1,
+                                         status="ok", metadata_json='{"description": "old hinge squeal"}'))
+        c.execute(insert(db.File).values(root_id=1, rel_path="broken.wav", size=1, mtime_ns=1, status="error"))
+    eng.dispose()
+    # Turn it into a schema-1 database: no keyword index.
+    con = sqlite3.connect(path)
+    con.execute(f"DROP TABLE {keyword.FTS_TABLE}")
+    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    eng = db.open_engine(path)
+    with eng.connect() as c:
+        assert int(db.get_meta(c, "schema_version")) == db.SCHEMA_VERSION
+        assert [fid for fid, _ in keyword.keyword_search(c, "hinge")] == [1]
+        assert [fid for fid, _ in keyword.keyword_search(c, "barn")] == [1]
+        assert keyword.keyword_search(c, "broken") == []
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    db.open_engine(path).dispose()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(db.SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    with pytest.raises(LibraryError, match="newer Earshot"):
+        db.open_engine(path)
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"\x00garbage" * 512)
+    with pytest.raises(LibraryError, match="cannot open"):
+        db.open_engine(path)
+
+
+def test_vectors_round_trip_float16_and_tombstones(tmp_path):
+    eng = db.open_engine(tmp_path / "v.db")
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((5, 8)).astype(np.float32)
+    with eng.begin() as c:
+        c.execute(insert(db.Root).values(path="/r", added_at=0))
+        c.execute(insert(db.File).values(root_id=1, rel_path="a.wav", size=1, mtime_ns=1))
+        ids = db.insert_windows(c, 1, np.arange(5.0), np.arange(5.0) + 1, v, "B", gen=1)
+        got_ids, got = next(db.iter_vectors(c, "B", 8))
+        assert list(got_ids) == list(ids)
+        np.testing.assert_allclose(got, v, atol=2e-3 * np.abs(v).max())
+        assert list(db.iter_vectors(c, "B", 8, after_generation=1)) == []
+        db.delete_file_windows(c, [1], gen=2)
+        dead = c.exec_driver_sql("SELECT window_id FROM tombstones WHERE generation=2").scalars().all()
+        assert sorted(dead) == sorted(ids.tolist())
+        assert list(db.iter_vectors(c, "B", 8)) == []

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from engine.fusion import rrf, weighted_scores
+
+
+def _naive_rrf(rankings: list[list[int]], k: float, weights: list[float]) -> dict[int, float]:
+    """Reference: the formula written out, one id at a time."""
+    ids = {d for r in rankings for d in r}
+    out = {}
+    for d in ids:
+        out[d] = sum(w / (k + r.index(d) + 1) for r, w in zip(rankings, weights, strict=True) if d in r)
+    return out
+
+
+def test_rrf_hand_built_case() -> None:
+    semantic = [10, 20, 30, 40]
+    keyword = [30, 50, 10]
+    fused = rrf([semantic, keyword], k=60)
+    # 10: 1/61 + 1/63; 30: 1/63 + 1/61 (tie, 30 and 10 both reached rank 1 -> smaller id first);
+    # 20: 1/62; 50: 1/62 (tie, both best rank 2); 40: 1/64
+    assert [d for d, _ in fused] == [10, 30, 20, 50, 40]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 63)
+    assert fused[-1][1] == pytest.approx(1 / 64)
+
+
+def test_rrf_weights_change_the_winner() -> None:
+    a, b = [1, 2], [2, 1]
+    assert rrf([a, b])[0][1] == rrf([a, b])[1][1]  # symmetric: a tie
+    assert [d for d, _ in rrf([a, b], weights=[2.0, 1.0])] == [1, 2]
+    assert [d for d, _ in rrf([a, b], weights=[1.0, 2.0])] == [2, 1]
+    assert [d for d, _ in rrf([a, b], weights=[0.0, 1.0])] == [2, 1]
+
+
+def test_rrf_k_trades_top_rank_against_agreement() -> None:
+    lists = [["x", "y"], ["z", "y"]]  # x, z: rank 1 once; y: rank 2 twice
+    # y: 2/(k+2) vs x: 1/(k+1): y wins for every k > 0, by more as k grows
+    for k in (0.5, 1, 60, 1000):
+        fused = dict(rrf(lists, k=k))
+        assert fused["y"] > fused["x"] == fused["z"]
+    lists = [["x", "w", "v", "y"], ["z", "u", "t", "y"]]  # y: rank 4 twice
+    assert rrf(lists, k=0.5)[0][0] == "x"  # 1/1.5 > 2/4.5
+    assert rrf(lists, k=60)[0][0] == "y"  # 2/64 > 1/61
+
+
+def test_rrf_matches_naive_reference_on_random_lists() -> None:
+    rng = random.Random(0)
+    for _ in range(50):
+        rankings = [rng.sample(range(40), rng.randint(0, 25)) for _ in range(rng.randint(1, 4))]
+        weights = [rng.uniform(0, 3) for _ in rankings]
+        k = rng.choice([1, 10, 60])
+        got = rrf(rankings, k=k, weights=weights)
+        ref = _naive_rrf(rankings, k, weights)
+        assert {d for d, _ in got} == set(ref)
+        for d, s in got:
+            assert s == pytest.approx(ref[d])
+        scores = [s for _, s in got]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_rrf_repeated_id_counts_once() -> None:
+    assert rrf([[1, 1, 2]]) == rrf([[1, 2]])
+
+
+def test_rrf_empty_and_errors() -> None:
+    assert rrf([]) == [] and rrf([[], []]) == []
+    with pytest.raises(ValueError):
+        rrf([[1]], k=0)
+    with pytest.raises(ValueError):
+        rrf([[1], [2]], weights=[1.0])
+    with pytest.raises(ValueError):
+        rrf([[1]], weights=[-1.0])
+
+
+def test_weighted_scores_hand_built_case() -> None:
+    semantic = {1: 0.9, 2: 0.5, 3: 0.1}  # -> 1.0, 0.5, 0.0
+    keyword = {3: 30.0, 4: 10.0, 1: 0.0}  # -> 1.0, 1/3, 0.0
+    fused = weighted_scores([semantic, keyword], [0.5, 0.5])
+    assert fused == [
+        (1, pytest.approx(0.5)),
+        (3, pytest.approx(0.5)),
+        (2, pytest.approx(0.25)),
+        (4, pytest.approx(1 / 6)),
+    ]
+    # 1 and 3 tie at 0.5; 1 reached rank 1 in semantic, 3 rank 1 in keyword: smaller id first
+    heavy_keyword = weighted_scores([semantic, keyword], [0.2, 0.8])
+    assert [d for d, _ in heavy_keyword][:2] == [3, 4]
+
+
+def test_weighted_scores_scale_free() -> None:
+    a = {1: 3.0, 2: 2.0, 3: 1.0}
+    b = {1: 300.0, 2: 200.0, 3: 100.0}
+    assert weighted_scores([a]) == weighted_scores([b])
+
+
+def test_weighted_scores_constant_list_and_non_finite() -> None:
+    assert weighted_scores([{5: 2.0, 6: 2.0}]) == [(5, 1.0), (6, 1.0)]
+    fused = dict(weighted_scores([{1: math.nan, 2: 1.0, 3: math.inf, 4: 0.0}]))
+    assert fused == {2: 1.0, 4: 0.0}
+    assert weighted_scores([{}, {}]) == []
+    with pytest.raises(ValueError):
+        weighted_scores([{1: 1.0}], [1.0, 2.0])
