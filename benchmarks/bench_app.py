@@ -69,8 +69,11 @@ def make_folder(dest: Path, n: int) -> Path:
 def setup_alsa_null(tmp: Path) -> None:
     conf = tmp / "asound.conf"
     system = Path("/usr/share/alsa/alsa.conf")
-    conf.write_text((f"<{system}>\n" if system.exists() else "") + "pcm.!default { type null }\n"
-                    "ctl.!default { type hw card 0 }\n", encoding="utf-8")
+    conf.write_text(
+        (f"<{system}>\n" if system.exists() else "") + "pcm.!default { type null }\n"
+        "ctl.!default { type hw card 0 }\n",
+        encoding="utf-8",
+    )
     os.environ["ALSA_CONFIG_PATH"] = str(conf)
 
 
@@ -119,9 +122,12 @@ class StallProbe:
     def stop(self) -> dict:
         self.timer.stop()
         g = sorted(self.gaps) or [0.0]
-        return {"ticks": len(self.gaps), "max_stall_ms": 1000 * max(0.0, g[-1] - self.interval),
-                "p99_gap_ms": 1000 * g[min(len(g) - 1, int(0.99 * len(g)))],
-                "median_gap_ms": 1000 * statistics.median(g)}
+        return {
+            "ticks": len(self.gaps),
+            "max_stall_ms": 1000 * max(0.0, g[-1] - self.interval),
+            "p99_gap_ms": 1000 * g[min(len(g) - 1, int(0.99 * len(g)))],
+            "median_gap_ms": 1000 * statistics.median(g),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from desktop_app.app import EarshotApp, Overrides
+    from desktop_app.main import configure_process
     from desktop_app.settings import SettingsStore
     from engine.bundle import default_bundle_name
 
     qapp = QApplication.instance() or QApplication([])
+    configure_process()  # as earshot-app does
     try:
         model = args.model
         if model is None and default_bundle_name() is None:
@@ -210,29 +218,48 @@ def main(argv: list[str] | None = None) -> int:
         if not xs:
             return {"n": 0}
         xs = sorted(xs)
-        return {"n": len(xs), "median_ms": 1000 * statistics.median(xs),
-                "p95_ms": 1000 * xs[min(len(xs) - 1, int(0.95 * len(xs)))], "max_ms": 1000 * xs[-1]}
+        return {
+            "n": len(xs),
+            "median_ms": 1000 * statistics.median(xs),
+            "p95_ms": 1000 * xs[min(len(xs) - 1, int(0.95 * len(xs)))],
+            "max_ms": 1000 * xs[-1],
+        }
 
-    result = {"model": app.session.status["bundle"]["name"] if app.session.status else model, "audio": audio,
-              "files_indexed": files, "index_seconds": index_s, "searches_during_indexing": i,
-              "stall_idle": idle, "stall_indexing": busy, "preview_cold": stats(lat_cold),
-              "preview_cached": stats(lat_cached)}
+    result = {
+        "model": app.session.status["bundle"]["name"] if app.session.status else model,
+        "audio": audio,
+        "files_indexed": files,
+        "index_seconds": index_s,
+        "searches_during_indexing": i,
+        "stall_idle": idle,
+        "stall_indexing": busy,
+        "preview_cold": stats(lat_cold),
+        "preview_cached": stats(lat_cached),
+    }
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"model {result['model']} · audio output: {audio} · {files} files indexed in {index_s:.1f} s "
-          f"({i} searches typed meanwhile)")
+    print(
+        f"model {result['model']} · audio output: {audio} · {files} files indexed in {index_s:.1f} s "
+        f"({i} searches typed meanwhile)"
+    )
     print(f"{'measure':34s} {'n':>6s} {'median ms':>10s} {'p95/p99 ms':>11s} {'max ms':>8s}  bar")
     for name, s in (("event-loop stall, idle", idle), ("event-loop stall, while indexing", busy)):
-        print(f"{name:34s} {s['ticks']:6d} {s['median_gap_ms'] - 5:10.1f} {s['p99_gap_ms'] - 5:11.1f} "
-              f"{s['max_stall_ms']:8.1f}  < 50 ms max {'OK' if s['max_stall_ms'] < 50 else 'MISSED'}")
-    for name, s in (("preview latency, cold (↓)", result["preview_cold"]),
-                    ("preview latency, cached (↑)", result["preview_cached"])):
+        print(
+            f"{name:34s} {s['ticks']:6d} {s['median_gap_ms'] - 5:10.1f} {s['p99_gap_ms'] - 5:11.1f} "
+            f"{s['max_stall_ms']:8.1f}  < 50 ms max {'OK' if s['max_stall_ms'] < 50 else 'MISSED'}"
+        )
+    for name, s in (
+        ("preview latency, cold (↓)", result["preview_cold"]),
+        ("preview latency, cached (↑)", result["preview_cached"]),
+    ):
         if not s["n"]:
             print(f"{name:34s} {'-':>6s}  (no audio device)")
             continue
-        print(f"{name:34s} {s['n']:6d} {s['median_ms']:10.1f} {s['p95_ms']:11.1f} {s['max_ms']:8.1f}  "
-              f"< 50 ms {'OK' if s['p95_ms'] < 50 else 'MISSED'} (p95)")
+        print(
+            f"{name:34s} {s['n']:6d} {s['median_ms']:10.1f} {s['p95_ms']:11.1f} {s['max_ms']:8.1f}  "
+            f"< 50 ms {'OK' if s['p95_ms'] < 50 else 'MISSED'} (p95)"
+        )
     return 0
 
 

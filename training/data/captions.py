@@ -300,7 +300,7 @@ def caption_clip(package: str, member_path: str, jargon: Jargon, max_captions: i
         if rule.matches(member_path):
             if rule.drop:
                 return ClipCaptions((), dropped=rule.drop, source="map")
-            caps = dedupe_captions(apply_terms(normalise_caption(c), {}) for c in rule.captions)
+            caps = dedupe_captions(rule.captions)
             extra = synonym_variants(caps[0], jargon.synonyms, max_captions - len(caps))
             caps = dedupe_captions([*caps, *extra])[:max_captions]
             return ClipCaptions(tuple(caps), concept=caps[0], source="map")

@@ -14,7 +14,9 @@ the member path. The builder:
 4. writes ``OUT/manifest.csv`` (:data:`MANIFEST_COLUMNS`), one row per inventory clip, skipped and failed
    clips included with their status. Failures are recorded, never fatal.
 
-Run it as ``python -m training.data.debian_sfx --inventory CSV --cache DIR --out DIR``. Audio and
+Run it as ``python -m training.data.debian_sfx --inventory CSV --cache DIR --out DIR``. With
+``--scan-package PKG ...`` the packages are first unpacked and inventoried by :func:`scan_package` (the
+inventory CSV is written, merged by package) and then built: that is how ``extra_inventory.csv`` was made. Audio and
 ``.deb`` files stay in the cache and output folders (``/data/`` in the repository is git-ignored).
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import io
 import logging
 import re
 import shutil
@@ -120,6 +123,9 @@ VAL_PACKAGES: frozenset[str] = frozenset(
     }
 )
 SPLIT_PRIORITY = {"train": 0, "val": 1, "test": 2}
+#: Packages added later by :func:`scan_package` (``training/data/extra_inventory.csv``), all in the
+#: training split: the held-out splits stay those of the first corpus so that scores stay comparable.
+EXTRA_TRAIN_PACKAGES: frozenset[str] = frozenset({"0ad-data", "redeclipse-data"})
 
 #: Duration tolerance when checking a decoded clip against the inventory: the larger of the two.
 DURATION_TOLERANCE_S = 0.05
@@ -304,8 +310,7 @@ def find_deb(package: str, debs_dir: Path) -> Path | None:
 
 
 def glob_escape(text: str) -> str:
-    """Escape ``text`` for :meth:`Path.glob` (package names may contain ``+``, never glob chars, but
-    be safe)."""
+    """Escape the glob characters ``*?[`` in ``text`` for :meth:`Path.glob`."""
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
@@ -410,7 +415,8 @@ _FREE_TEXT_LICENCES = (
     (r"GNU Lesser General Public License|LGPL", "LGPL-2.1+"),
     (r"Creative Commons Attribution[- ]Share ?Alike|CC[- ]BY[- ]SA", "CC-BY-SA"),
     (r"Creative Commons Attribution(?![- ]Share)|CC[- ]BY(?![- ]SA)", "CC-BY"),
-    (r"CC0|public domain", "CC0-1.0"),
+    (r"\bCC0\b", "CC0-1.0"),
+    (r"public domain", "public-domain"),
 )
 
 
@@ -451,7 +457,7 @@ def summarise_licence(entries: Sequence[tuple[tuple[str, ...], str]]) -> str:
 
 def _pattern_forms(pattern: str) -> list[str]:
     """A DEP-5 pattern and its forms without 1–2 leading source folders (installed paths differ)."""
-    pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
+    pattern = pattern[2:] if pattern.startswith("./") else pattern
     parts = pattern.split("/")
     forms = [pattern]
     for k in (1, 2):
@@ -805,9 +811,151 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+# ------------------------------------------------------------------------------------------------ scanning
+
+#: Audio file extensions the scanner reads, and zip containers it looks inside.
+AUDIO_EXTENSIONS = frozenset({".wav", ".ogg", ".oga", ".flac", ".mp3", ".aiff", ".aif"})
+CONTAINER_EXTENSIONS = frozenset({".zip", ".pk3", ".wz"})
+#: Clip durations the scanner keeps, in seconds (inclusive).
+SCAN_MIN_S = 0.1
+SCAN_MAX_S = 30.0
+
+# Folders or name parts that mean music or speech (not sound effects); matched against whole path parts
+# (folders) or whole words of the file name.
+_MUSIC_PARTS = frozenset({"music", "musics", "soundtrack", "jingles"})
+_SPEECH_PARTS = frozenset(
+    {"voice", "voices", "speech", "announcer", "announcers", "taunts", "dialog", "dialogue", "dialogues",
+     "narration", "narrator", "callouts", "callout", "atc", "vo"}
+)  # fmt: skip
+
+
+def scan_exclusion(member_path: str, duration_s: float) -> str | None:
+    """Why the scanner leaves a clip out of a new inventory, or ``None`` to keep it.
+
+    ``"too_short"``/``"too_long"`` outside :data:`SCAN_MIN_S`–:data:`SCAN_MAX_S` seconds; ``"music"`` or
+    ``"speech"`` when a folder of ``member_path`` (or a word of its file name, for music) names it.
+    """
+    if duration_s < SCAN_MIN_S:
+        return "too_short"
+    if duration_s > SCAN_MAX_S:
+        return "too_long"
+    parts = [p.lower() for p in PurePosixPath(member_path).parts]
+    folders = set(parts[:-1])
+    stem_words = set(re.split(r"[^a-z]+", parts[-1].rsplit(".", 1)[0]))
+    if folders & _MUSIC_PARTS or stem_words & {"music", "theme"}:
+        return "music"
+    if folders & _SPEECH_PARTS:
+        return "speech"
+    return None
+
+
+def _audio_duration(source: Path | io.BytesIO) -> float | None:
+    import soundfile as sf
+
+    try:
+        info = sf.info(source if isinstance(source, io.BytesIO) else str(source))
+    except (RuntimeError, sf.LibsndfileError):
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 else None
+
+
+def _draft_fields(member_path: str) -> tuple[str, str]:
+    """``(concept_key, auto_query_draft)`` for a member path: the cleaned stem, and the cleaned parent
+    folder plus stem (the same kind of drafts as ``sfx_inventory.csv``)."""
+    from training.data.captions import clean_name
+
+    path = PurePosixPath(member_path)
+    stem = clean_name(path.stem)
+    folder = clean_name(path.parent.name) if path.parent.name else ""
+    return stem, " ".join(w for w in (folder, stem) if w)
+
+
+def scan_package(extracted: Path, package: str, version: str = "") -> tuple[list[InventoryRow], Counter[str]]:
+    """Inventory the sound clips of an unpacked package (``dpkg -x`` tree at ``extracted``).
+
+    Audio files (:data:`AUDIO_EXTENSIONS`) are read where they lie and inside zip containers
+    (:data:`CONTAINER_EXTENSIONS`); each is decoded by libsndfile for its duration (seconds) and kept
+    unless :func:`scan_exclusion` gives a reason. Documentation folders are ignored. Returns the rows,
+    sorted by container then member path, and a counter of why files were left out (``undecodable``
+    included). Raises :class:`CorpusError` for a reserved package.
+    """
+    check_not_reserved([package])
+    rows: list[InventoryRow] = []
+    left_out: Counter[str] = Counter()
+
+    def consider(container: str, member: str, duration: float | None) -> None:
+        if duration is None:
+            left_out["undecodable"] += 1
+            return
+        reason = scan_exclusion(member, duration)
+        if reason:
+            left_out[reason] += 1
+            return
+        concept, draft = _draft_fields(member)
+        rows.append(InventoryRow(package, version, container, member, round(duration, 3), concept, draft))
+
+    for path in sorted(extracted.rglob("*")):
+        rel = path.relative_to(extracted).as_posix()
+        if not path.is_file() or rel.startswith("usr/share/doc/"):
+            continue
+        suffix = path.suffix.lower()
+        if suffix in AUDIO_EXTENSIONS:
+            consider("", rel, _audio_duration(path))
+        elif suffix in CONTAINER_EXTENSIONS:
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    for info in zf.infolist():
+                        if (
+                            info.is_dir()
+                            or PurePosixPath(info.filename).suffix.lower() not in AUDIO_EXTENSIONS
+                        ):
+                            continue
+                        data = io.BytesIO(zf.read(info))
+                        consider(rel, info.filename, _audio_duration(data))
+            except zipfile.BadZipFile:
+                log.warning("%s: %s is not a readable zip file", package, rel)
+    rows.sort(key=lambda r: (r.container, r.member_path))
+    return rows, left_out
+
+
+def write_inventory(path: Path, rows: Sequence[InventoryRow]) -> None:
+    """Write (merge into) an inventory CSV (:data:`INVENTORY_COLUMNS`): rows of the packages in ``rows``
+    replace older ones; the file is sorted by package, container and member path."""
+    packages = {r.package for r in rows}
+    kept = [r for r in read_inventory(path) if r.package not in packages] if path.is_file() else []
+    merged = sorted([*kept, *rows], key=lambda r: (r.package, r.container, r.member_path))
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(INVENTORY_COLUMNS)
+        for r in merged:
+            writer.writerow(
+                (r.package, r.version, r.container, r.member_path, f"{r.duration_s:.3f}", r.concept_key,
+                 r.auto_query_draft)
+            )  # fmt: skip
+    tmp.replace(path)
+
+
+def scan_into_inventory(
+    package: str, cache: Path, inventory: Path, runner: Runner = _run
+) -> tuple[list[InventoryRow], Counter[str]]:
+    """Fetch and unpack ``package`` into ``cache`` (as the builder does), :func:`scan_package` it and
+    merge its rows into ``inventory``. Returns what :func:`scan_package` returned."""
+    extracted = cache / "extracted" / package
+    if not is_extracted(extracted):
+        extract_deb(fetch_deb(package, cache / "debs", runner), extracted)
+    rows, left_out = scan_package(extracted, package, extracted_version(extracted))
+    write_inventory(inventory, rows)
+    return rows, left_out
+
+
 # ----------------------------------------------------------------------------------------------- duplicates
 
 DUPLICATE_THRESHOLD = 0.95
+#: Looser test for a training clip against a held-out one (a leak costs more than a lost training clip):
+#: the same sound remastered or re-trimmed by another package (Red Eclipse vs Cube 2 correlate 0.90-0.93).
+NEAR_DUPLICATE_THRESHOLD = 0.88
+NEAR_DUPLICATE_DURATION_REL = 0.05
 _FP_RATE = 8000  # Hz: fingerprints compare coarse spectral shape only
 
 
@@ -848,10 +996,14 @@ def fingerprint(path: Path) -> tuple[float, np.ndarray]:
 
 
 def find_duplicates(
-    fingerprints: dict[str, tuple[float, np.ndarray]], threshold: float = DUPLICATE_THRESHOLD
+    fingerprints: dict[str, tuple[float, np.ndarray]],
+    threshold: float = DUPLICATE_THRESHOLD,
+    duration_rel: float = 0.02,
+    pair_filter: Callable[[str, str], bool] | None = None,
 ) -> list[tuple[str, str, float]]:
-    """Pairs of clips whose fingerprints (see :func:`fingerprint`) agree: trimmed durations within 2 %
-    (+10 ms) and correlation of the band energies over their common length above ``threshold``.
+    """Pairs of clips whose fingerprints (see :func:`fingerprint`) agree: trimmed durations within
+    ``duration_rel`` (+10 ms) and correlation of the band energies over their common length above
+    ``threshold``. ``pair_filter(a, b)``, when given, limits the pairs compared.
 
     Catches copies of one sound shipped by several packages, also when re-encoded or resampled.
     Returns ``(path_a, path_b, correlation)`` with ``path_a < path_b``, sorted.
@@ -860,8 +1012,10 @@ def find_duplicates(
     pairs: list[tuple[str, str, float]] = []
     for i, (a, (dur_a, fa)) in enumerate(items):
         for b, (dur_b, fb) in items[i + 1 :]:
-            if dur_b > dur_a * 1.02 + 0.01:
+            if dur_b > dur_a * (1 + duration_rel) + 0.01:
                 break
+            if pair_filter is not None and not pair_filter(a, b):
+                continue
             m = min(len(fa), len(fb))
             if m < 3:
                 continue
@@ -902,10 +1056,26 @@ def leaking_duplicates(
     return drop
 
 
+def _name_key(path: str) -> str:
+    """A clip's file name without extension, digits and separators (``explode2.ogg`` → ``explode``)."""
+    return re.sub(r"[^a-z]+", "", PurePosixPath(path).stem.lower())
+
+
 def build_duplicates(
-    out: Path, rows: Sequence[Mapping[str, str]], progress: bool = False
+    out: Path,
+    rows: Sequence[Mapping[str, str]],
+    progress: bool = False,
+    split_of_path: Callable[[str], str] | None = None,
 ) -> list[tuple[str, str, float]]:
-    """Fingerprint the usable clips of manifest ``rows`` under ``out`` and write ``out/duplicates.csv``."""
+    """Fingerprint the usable clips of manifest ``rows`` under ``out`` and write ``out/duplicates.csv``.
+
+    With ``split_of_path`` (corpus path → split), pairs of a training clip and a held-out clip with the
+    same file name (digits and separators aside) are also tested with the looser
+    :data:`NEAR_DUPLICATE_THRESHOLD` / :data:`NEAR_DUPLICATE_DURATION_REL` (remastered or trimmed
+    versions of one sound), so that the training copy can be left out. (The loose test alone would
+    pair unrelated explosions: the coarse fingerprint of any decaying broadband sound looks alike.) Pairs of
+    two held-out clips only ever use the strict test, which keeps the held-out splits stable.
+    """
     from engine.errors import AudioError
 
     usable = [r for r in rows if r["status"] in ("ok", "duration_mismatch")]
@@ -916,6 +1086,16 @@ def build_duplicates(
         except AudioError as exc:
             log.warning("%s", exc)
     pairs = find_duplicates(fps)
+    if split_of_path is not None:
+
+        def train_vs_held_out(a: str, b: str) -> bool:
+            split_differs = (split_of_path(a) == "train") != (split_of_path(b) == "train")
+            return split_differs and _name_key(a) == _name_key(b)
+
+        near = find_duplicates(
+            fps, NEAR_DUPLICATE_THRESHOLD, NEAR_DUPLICATE_DURATION_REL, pair_filter=train_vs_held_out
+        )
+        pairs = sorted(set(pairs) | set(near))
     write_duplicates(out / "duplicates.csv", pairs)
     return pairs
 
@@ -932,6 +1112,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, required=True, help="folder for .deb files and unpacked packages")
     p.add_argument("--out", type=Path, required=True, help="corpus root: OUT/PKG/<member path>")
     p.add_argument("--packages", nargs="*", default=None, help="only these packages")
+    p.add_argument(
+        "--scan-package",
+        nargs="+",
+        default=(),
+        metavar="PKG",
+        help="first unpack and scan these packages (clips of 0.1-30 s, music and speech left out by rule) "
+        "into the --inventory file, then build them",
+    )
     p.add_argument("--skip-packages", nargs="*", default=(), help="leave these packages out")
     p.add_argument(
         "--duplicates", action="store_true", help="also fingerprint the clips and write OUT/duplicates.csv"
@@ -948,13 +1136,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        rows = select_rows(read_inventory(args.inventory), args.packages, args.skip_packages)
+        for package in args.scan_package:
+            scanned, left_out = scan_into_inventory(package, args.cache, args.inventory)
+            log.info(
+                "%s: %d clips (%.2f h) inventoried into %s; left out %s",
+                package,
+                len(scanned),
+                sum(r.duration_s for r in scanned) / 3600,
+                args.inventory,
+                dict(sorted(left_out.items())) or "none",
+            )
+        packages = args.packages if args.packages is not None else (list(args.scan_package) or None)
+        rows = select_rows(read_inventory(args.inventory), packages, args.skip_packages)
         report = build_corpus(rows, args.cache, args.out, progress=not args.no_progress)
     except CorpusError as exc:
         log.error("%s", exc)
         return 2
     if args.duplicates:
-        pairs = build_duplicates(args.out, read_manifest(args.out / "manifest.csv"), not args.no_progress)
+        pairs = build_duplicates(
+            args.out,
+            read_manifest(args.out / "manifest.csv"),
+            not args.no_progress,
+            split_of_path=lambda path: split_of(path.split("/", 1)[0]),
+        )
         log.info("%d duplicate pairs written to %s", len(pairs), args.out / "duplicates.csv")
     counts = report.counts()
     log.info(

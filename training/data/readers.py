@@ -158,7 +158,11 @@ def read_wavcaps(src: SourceConfig) -> list[Clip]:
         if not isinstance(item, dict) or "caption" not in item:
             raise DataError(f"{path}: every entry needs a 'caption'")
         name = item.get("audio") or item.get("file_name") or pattern.format(**item)
-        row = {"duration_s": str(item.get("duration", "")), "split": src.split, "licence": item.get("license", "")}
+        row = {
+            "duration_s": str(item.get("duration", "")),
+            "split": src.split,
+            "licence": item.get("license", ""),
+        }
         triples.append(((root / str(name)).resolve(), str(item["caption"]), row))
     return _group(triples, src, "wavcaps")
 
@@ -203,7 +207,9 @@ def read_debian_sfx(src: SourceConfig) -> list[Clip]:
     rows = _open_csv(path, CAPTION_COLUMNS)
     root = Path(src.audio_root) if src.audio_root else Path("data/debian_sfx/corpus")
     triples = [
-        ((root / r["path"]).resolve(), r["caption"], r) for r in rows if not src.split or r["split"] == src.split
+        ((root / r["path"]).resolve(), r["caption"], r)
+        for r in rows
+        if not src.split or r["split"] == src.split
     ]
     return _group(triples, src, "debian_sfx")
 
@@ -224,7 +230,9 @@ def read_source(src: SourceConfig) -> list[Clip]:
     except KeyError:
         raise DataError(f"unknown data format {src.format!r}; known: {sorted(READERS)}") from None
     clips = reader(src)
-    log.info("%s %s: %d clips, %d captions", src.format, src.path, len(clips), sum(len(c.captions) for c in clips))
+    log.info(
+        "%s %s: %d clips, %d captions", src.format, src.path, len(clips), sum(len(c.captions) for c in clips)
+    )
     return clips
 
 
@@ -247,9 +255,17 @@ def check_audio_exists(clips: list[Clip], what: str) -> list[Clip]:
     missing = len(clips) - len(present)
     if missing:
         example = next(c.path for c in clips if c.mix is None and not c.path.is_file())
-        log.warning("%s: %d of %d audio files are missing (e.g. %s); they are left out", what, missing, len(clips), example)
+        log.warning(
+            "%s: %d of %d audio files are missing (e.g. %s); they are left out",
+            what,
+            missing,
+            len(clips),
+            example,
+        )
     if clips and not present:
-        raise DataError(f"{what}: none of the {len(clips)} audio files exists (e.g. {clips[0].path}); check audio_root")
+        raise DataError(
+            f"{what}: none of the {len(clips)} audio files exists (e.g. {clips[0].path}); check audio_root"
+        )
     return present
 
 
