@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> dict:
     from training.optim import make_optimizer
 
     opt = make_optimizer(model, recipe)
-    task = LossTask({"contrastive": 1.0, "distill": 1.0, "cluster_audio": 0.05, "cluster_text": 0.05}, tau=recipe.loss.tau)
+    task = LossTask(
+        {"contrastive": 1.0, "distill": 1.0, "cluster_audio": 0.05, "cluster_text": 0.05}, tau=recipe.loss.tau
+    )
     amp = device.type == "cuda" and args.amp != "off"
     dtype = torch.bfloat16 if args.amp == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if amp and dtype == torch.float16 else None
@@ -86,20 +88,33 @@ def run(args: argparse.Namespace) -> dict:
     samples = int(args.audio_s * recipe.model.sample_rate)
     gen = torch.Generator().manual_seed(0)
     params = sum(p.numel() for p in model.parameters())
-    log.info("model: %.1f M parameters on %s; batch %d (%d × %d), %.0f s audio", params / 1e6, device, batch, args.grad_accum, micro, args.audio_s)
+    log.info(
+        "model: %.1f M parameters on %s; batch %d (%d × %d), %.0f s audio",
+        params / 1e6,
+        device,
+        batch,
+        args.grad_accum,
+        micro,
+        args.audio_s,
+    )
 
     def step() -> float:
         total = 0.0
         for _ in range(args.grad_accum):
             wave = (torch.rand(micro, samples, generator=gen) * 2 - 1) * 0.3
-            b = {"wave": wave.to(device), "tokens": {k: v.to(device) for k, v in _tokens(model, micro, args.tiny, gen).items()}}
+            b = {
+                "wave": wave.to(device),
+                "tokens": {k: v.to(device) for k, v in _tokens(model, micro, args.tiny, gen).items()},
+            }
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp):
                 out = model(b)
             sim = window_similarity(out["audio"], out["audio_mask"], out["text"])
             clip_ids = torch.arange(micro, device=device)
             teacher = (torch.rand(micro, micro, generator=gen) * 2 - 1).to(device)
             labels = torch.randint(0, recipe.clustering.k, (micro,), generator=gen).to(device)
-            terms = task(sim, positives_mask(clip_ids), teacher, out["audio_logits"], out["text_logits"], labels)
+            terms = task(
+                sim, positives_mask(clip_ids), teacher, out["audio_logits"], out["text_logits"], labels
+            )
             loss = terms["total"] / args.grad_accum
             (scaler.scale(loss) if scaler else loss).backward()
             total += float(loss.detach())
@@ -148,9 +163,11 @@ def run(args: argparse.Namespace) -> dict:
         "audio_s": args.audio_s,
         "amp": args.amp if amp else "off",
         "seconds_per_step": round(train_s, 4),
-        "pairs_per_second": round(batch / train_s, 1),
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
-        "windows_per_second": round(n_win / embed_s, 1),
+        "pairs_per_second": round(batch / train_s, 3),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        if device.type == "cuda"
+        else None,
+        "windows_per_second": round(n_win / embed_s, 3),
         "window_s": recipe.model.window_s,
         "final_loss": round(losses[-1], 4),
         "torch": torch.__version__,
@@ -160,11 +177,15 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tiny", action="store_true", help="tiny architectures on CPU (checks the script, seconds)")
+    p.add_argument(
+        "--tiny", action="store_true", help="tiny architectures on CPU (checks the script, seconds)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--audio-s", type=float, default=10.0, help="seconds of audio per training clip (recipe: up to 30)")
+    p.add_argument(
+        "--audio-s", type=float, default=10.0, help="seconds of audio per training clip (recipe: up to 30)"
+    )
     p.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
@@ -174,7 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.tiny:
-        args.steps, args.warmup, args.embed_reps, args.audio_s = min(args.steps, 3), 1, 2, min(args.audio_s, 2.0)
+        args.steps, args.warmup, args.embed_reps, args.audio_s = (
+            min(args.steps, 3),
+            1,
+            2,
+            min(args.audio_s, 2.0),
+        )
     if args.batch % args.grad_accum or args.batch // args.grad_accum < 2:
         p.error("--batch must be a multiple of --grad-accum with at least 2 pairs per micro-batch")
     result = run(args)

@@ -101,7 +101,7 @@ def export_region(path: str | Path, start_s: float, end_s: float, dest_dir: Path
     dest_dir = dest_dir or export_dir()
     try:
         with sf.SoundFile(str(path)) as f:
-            sr, channels = f.samplerate, f.channels
+            sr = f.samplerate
             a = max(0, int(round(start_s * sr)))
             b = int(round(end_s * sr))
             if f.frames > 0:
@@ -113,7 +113,9 @@ def export_region(path: str | Path, start_s: float, end_s: float, dest_dir: Path
                 data = f.read(b - a, dtype="float32", always_2d=True)
             else:
                 data = f.read(b, dtype="float32", always_2d=True)[a:]
-            subtype = f.subtype if f.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE") else "PCM_24"
+            subtype = (
+                f.subtype if f.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE") else "PCM_24"
+            )
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:
         raise AudioError(f"cannot read {path.name} to export a region: {exc}", "unreadable") from exc
     if len(data) == 0:

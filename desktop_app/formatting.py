@@ -29,11 +29,10 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_rate(hz: int | None) -> str:
-    """``44100`` → ``'44.1 kHz'``, ``48000`` → ``'48 kHz'``."""
+    """``44100`` → ``'44.1 kHz'``, ``48000`` → ``'48 kHz'``, ``22050`` → ``'22.05 kHz'``."""
     if not hz:
         return ""
-    k = hz / 1000.0
-    return f"{k:g} kHz" if abs(k * 10 - round(k * 10)) < 1e-9 else f"{hz} Hz"
+    return f"{hz / 1000.0:g} kHz"
 
 
 def fmt_channels(n: int | None) -> str:

@@ -84,11 +84,16 @@ class Player:
             sd = self._import()
             default_out = sd.default.device[1]
             return [
-                OutputDevice(int(d["index"]), str(d["name"]), float(d["default_samplerate"]),
-                             int(d["index"]) == default_out)
-                for d in sd.query_devices() if d["max_output_channels"] > 0
+                OutputDevice(
+                    int(d["index"]),
+                    str(d["name"]),
+                    float(d["default_samplerate"]),
+                    int(d["index"]) == default_out,
+                )
+                for d in sd.query_devices()
+                if d["max_output_channels"] > 0
             ]
-        except Exception as exc:  # noqa: BLE001 - PortAudio reports missing devices in many ways
+        except Exception as exc:
             log.info("cannot list audio devices: %s", exc)
             return []
 
@@ -99,7 +104,7 @@ class Player:
             sd = self._import()
             sd._terminate()  # the documented way to refresh PortAudio's device list
             sd._initialize()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.info("cannot rescan audio devices: %s", exc)
 
     def open(self, device: str | int | None = ...) -> bool:  # type: ignore[assignment]
@@ -119,11 +124,15 @@ class Player:
             channels = max(1, min(2, int(info["max_output_channels"])))
             stream = sd.OutputStream(
                 device=info["index"] if isinstance(info, dict) and "index" in info else self.device,
-                samplerate=rate, channels=channels, dtype="float32", blocksize=self.blocksize,
-                latency="low", callback=self._callback,
+                samplerate=rate,
+                channels=channels,
+                dtype="float32",
+                blocksize=self.blocksize,
+                latency="low",
+                callback=self._callback,
             )
             stream.start()
-        except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError (no such device), ...
+        except Exception as exc:
             which = "the default output" if self.device in (None, "") else f"'{self.device}'"
             self.error = f"No audio device: cannot open {which} ({exc}). Previews are silent."
             log.warning(self.error)
@@ -133,8 +142,13 @@ class Player:
             self.device_name = str(info.get("name", ""))
             self._pace_t0, self._pace_frames, self._unpaced = time.perf_counter(), 0, False
         self.error = None
-        log.info("audio output: %s, %d Hz, %d ch, latency %.1f ms", self.device_name, rate, channels,
-                 1000 * stream.latency)
+        log.info(
+            "audio output: %s, %d Hz, %d ch, latency %.1f ms",
+            self.device_name,
+            rate,
+            channels,
+            1000 * stream.latency,
+        )
         return True
 
     def close(self) -> None:
@@ -145,7 +159,7 @@ class Player:
             try:
                 stream.abort()
                 stream.close()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.debug("closing the audio stream: %s", exc)
         self.error = self.error or "audio output closed"
 
@@ -235,6 +249,11 @@ class Player:
     @property
     def position_s(self) -> float:
         return (self._offset + self._pos) / self.samplerate
+
+    @property
+    def emulated_clock(self) -> bool:
+        """True when the device turned out to have no clock and the player paces it (see :meth:`_pace`)."""
+        return self._unpaced
 
     @property
     def latency_s(self) -> float | None:

@@ -27,15 +27,22 @@ MAX_DECODE_S = 900.0  # longer files: only this much around the match
 POLL_MS = 33
 
 
-def decode_clip(path: str, sample_rate: int, start_s: float = 0.0, end_s: float | None = None,
-                *, peaks: bool = True) -> Clip:
+def decode_clip(
+    path: str, sample_rate: int, start_s: float = 0.0, end_s: float | None = None, *, peaks: bool = True
+) -> Clip:
     """Decode ``[start_s, end_s)`` of ``path`` to a :class:`Clip` (mono float32 at ``sample_rate``)."""
     samples = load_mono(path, sample_rate, start_s, end_s)
     complete = start_s <= 0.0 and end_s is None
     duration = len(samples) / sample_rate + start_s
-    return Clip(path=path, samples=samples, sample_rate=sample_rate, offset_s=start_s,
-                duration_s=duration, complete=complete,
-                peaks=compute_peaks(samples) if peaks else None)
+    return Clip(
+        path=path,
+        samples=samples,
+        sample_rate=sample_rate,
+        offset_s=start_s,
+        duration_s=duration,
+        complete=complete,
+        peaks=compute_peaks(samples) if peaks else None,
+    )
 
 
 class PreviewController(QObject):
@@ -48,8 +55,13 @@ class PreviewController(QObject):
     loop_changed = Signal(bool)
     error = Signal(str)
 
-    def __init__(self, runner: TaskRunner, player: Player | None = None, cache: ClipCache | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        runner: TaskRunner,
+        player: Player | None = None,
+        cache: ClipCache | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.runner = runner
         self.player = player or Player()
@@ -68,8 +80,9 @@ class PreviewController(QObject):
 
     def open_audio(self, device: str | None = None) -> None:
         """Open the output stream in the background; ``audio_status`` reports the outcome."""
-        self.runner.submit(lambda: self.player.open(device or None), self._opened, self._open_failed,
-                           group="audio-open")
+        self.runner.submit(
+            lambda: self.player.open(device or None), self._opened, self._open_failed, group="audio-open"
+        )
 
     def _opened(self, ok: bool) -> None:
         self.audio_status.emit(bool(ok), "" if ok else (self.player.error or "no audio device"))
@@ -83,8 +96,9 @@ class PreviewController(QObject):
 
     # -- previews -------------------------------------------------------------------------------
 
-    def preview(self, path: str, start_s: float = 0.0, end_s: float | None = None,
-                duration_s: float | None = None) -> None:
+    def preview(
+        self, path: str, start_s: float = 0.0, end_s: float | None = None, duration_s: float | None = None
+    ) -> None:
         """Play ``path`` from ``start_s`` (its best match ``[start_s, end_s)``, highlighted)."""
         self.path = str(path)
         self.match = (start_s, end_s) if end_s is not None else None
@@ -101,18 +115,26 @@ class PreviewController(QObject):
             return
         long_file = duration_s is not None and duration_s > SHORT_FILE_S
         if long_file:
-            self.runner.submit(lambda p=self.path: decode_clip(p, sr, start_s, start_s + HEAD_S, peaks=False),
-                               lambda clip: self._head_ready(clip, start_s), self._decode_failed,
-                               group="preview-head", priority=2)
+            self.runner.submit(
+                lambda p=self.path: decode_clip(p, sr, start_s, start_s + HEAD_S, peaks=False),
+                lambda clip: self._head_ready(clip, start_s),
+                self._decode_failed,
+                group="preview-head",
+                priority=2,
+            )
         else:
             self.runner.invalidate("preview-head")
         lo, hi = 0.0, None
         if duration_s is not None and duration_s > MAX_DECODE_S:
             lo = max(0.0, start_s - 60.0)
             hi = lo + MAX_DECODE_S
-        self.runner.submit(lambda p=self.path: decode_clip(p, sr, lo, hi),
-                           lambda clip: self._full_ready(clip, start_s, long_file), self._decode_failed,
-                           group="preview-full", priority=1)
+        self.runner.submit(
+            lambda p=self.path: decode_clip(p, sr, lo, hi),
+            lambda clip: self._full_ready(clip, start_s, long_file),
+            self._decode_failed,
+            group="preview-full",
+            priority=1,
+        )
 
     def _head_ready(self, clip: Clip, start_s: float) -> None:
         if clip.path == self.path:
@@ -193,8 +215,12 @@ class PreviewController(QObject):
         self.player.set_region(*(region or (None, None)))
         if region is not None and self.path is not None:
             key = (self.path, region[0], region[1])
-            self.runner.submit(lambda: (key, export_region(key[0], key[1], key[2])), self._exported,
-                               lambda exc: log.info("pre-export failed: %s", exc), group="export")
+            self.runner.submit(
+                lambda: (key, export_region(key[0], key[1], key[2])),
+                self._exported,
+                lambda exc: log.info("pre-export failed: %s", exc),
+                group="export",
+            )
             if not self.player.playing and self.player.resume():
                 self._timer.start()
             self._sync_state()

@@ -1,16 +1,23 @@
-"""The results table's model: one row per hit, sortable by raw values, draggable as files."""
+"""The results table's model: one row per hit, sortable by raw values, draggable as files.
+
+It is a ``QStandardItemModel`` filled once per result list, on purpose: the view then paints, scrolls
+and sorts in C++ without calling back into Python for every cell. With a Python ``data()`` each of those
+thousands of calls must take the GIL, which the indexing and decoding threads hold much of the time,
+and repainting the table would stall the event loop for hundreds of milliseconds while indexing.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from desktop_app.formatting import fmt_channels, fmt_clock, fmt_duration, fmt_rate
 from engine.search import Hit
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
-HIT_ROLE = Qt.ItemDataRole.UserRole + 1
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the hit's rank (its index in ResultsModel.hits())
 
 # (header, raw value for sorting, text shown)
 COLUMNS: list[tuple[str, callable, callable]] = [
@@ -21,10 +28,20 @@ COLUMNS: list[tuple[str, callable, callable]] = [
     ("Rate", lambda h: h.sample_rate or 0, lambda h: fmt_rate(h.sample_rate)),
     ("Channels", lambda h: h.channels or 0, lambda h: fmt_channels(h.channels)),
     ("Format", lambda h: (h.format or "").upper(), lambda h: (h.format or "").upper()),
-    ("Folder", lambda h: h.folder.lower(), lambda h: h.folder),
+    ("Folder", lambda h: h.folder.lower(), lambda h: h.folder),  # shown relative to its library folder
 ]
 COL = {name: i for i, (name, _, _) in enumerate(COLUMNS)}
 _RIGHT = {COL["Score"], COL["Duration"], COL["Match"], COL["Rate"]}
+_ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
+
+
+def short_folder(folder: str, roots: list[str]) -> str:
+    """``/media/sfx/Library/doors/wood`` under the library folder ``/media/sfx/Library`` →
+    ``Library/doors/wood`` (the full path stays in the tooltip)."""
+    for root in sorted(roots, key=len, reverse=True):
+        if folder == root or folder.startswith(root.rstrip("/") + "/"):
+            return Path(root).name + folder[len(root.rstrip("/")) :]
+    return folder
 
 
 def file_mime(paths: list[str]) -> QMimeData:
@@ -35,19 +52,36 @@ def file_mime(paths: list[str]) -> QMimeData:
     return mime
 
 
-class ResultsModel(QAbstractTableModel):
+class ResultsModel(QStandardItemModel):
     """Hits in rank order. Sort through a ``QSortFilterProxyModel`` with ``sortRole = SORT_ROLE``."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels([name for name, _, _ in COLUMNS])
         self._hits: list[Hit] = []
+        self.roots: list[str] = []
 
-    # -- content --------------------------------------------------------------------------------
+    def set_roots(self, roots: list[str]) -> None:
+        """The library's folders, to show each result's folder relative to its own (next result list)."""
+        self.roots = list(roots)
 
     def set_hits(self, hits: list[Hit]) -> None:
-        self.beginResetModel()
         self._hits = list(hits)
-        self.endResetModel()
+        self.setRowCount(0)
+        for rank, h in enumerate(self._hits):
+            tip = f"{h.path}\nbest match {fmt_clock(h.start_s)}–{fmt_clock(h.end_s)} · score {h.score:.3f}"
+            row = []
+            for col, (_, raw, text) in enumerate(COLUMNS):
+                shown = short_folder(h.folder, self.roots) if col == COL["Folder"] else text(h)
+                item = QStandardItem(shown)
+                item.setData(raw(h), SORT_ROLE)
+                item.setData(rank, ROW_ROLE)
+                item.setFlags(_ITEM_FLAGS)
+                item.setToolTip(tip)
+                if col in _RIGHT:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                row.append(item)
+            self.appendRow(row)
 
     def hits(self) -> list[Hit]:
         return list(self._hits)
@@ -55,49 +89,12 @@ class ResultsModel(QAbstractTableModel):
     def hit(self, row: int) -> Hit | None:
         return self._hits[row] if 0 <= row < len(self._hits) else None
 
-    # -- QAbstractTableModel --------------------------------------------------------------------
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._hits)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        if orientation == Qt.Orientation.Vertical and role == Qt.ItemDataRole.DisplayRole:
-            return section + 1
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        h = self._hits[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[col][2](h)
-        if role == SORT_ROLE:
-            return COLUMNS[col][1](h)
-        if role == HIT_ROLE:
-            return h
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"{h.path}\nbest match {fmt_clock(h.start_s)}–{fmt_clock(h.end_s)} · score {h.score:.3f}")
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in _RIGHT:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
-
-    def mimeTypes(self) -> list[str]:  # noqa: N802
+    def mimeTypes(self) -> list[str]:
         return ["text/uri-list", "text/plain"]
 
-    def mimeData(self, indexes) -> QMimeData:  # noqa: N802
+    def mimeData(self, indexes) -> QMimeData:
         rows = sorted({i.row() for i in indexes if i.isValid()})
-        return file_mime([self._hits[r].path for r in rows])
+        return file_mime([self._hits[r].path for r in rows if r < len(self._hits)])
 
-    def supportedDragActions(self) -> Qt.DropAction:  # noqa: N802
+    def supportedDragActions(self) -> Qt.DropAction:
         return Qt.DropAction.CopyAction

@@ -25,8 +25,14 @@ class SearchController(QObject):
     failed = Signal(str)
     searching = Signal(bool)
 
-    def __init__(self, session: Session, history: History | None = None, parent: QObject | None = None,
-                 *, debounce_ms: int = DEBOUNCE_MS) -> None:
+    def __init__(
+        self,
+        session: Session,
+        history: History | None = None,
+        parent: QObject | None = None,
+        *,
+        debounce_ms: int = DEBOUNCE_MS,
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.history = history or History()

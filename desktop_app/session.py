@@ -66,8 +66,17 @@ def installed_models() -> list[ModelInfo]:
         if isinstance(spec, Exception):
             out.append(ModelInfo(str(path), path.name, "", False, "", card, error=str(spec)))
             continue
-        out.append(ModelInfo(str(path), spec["name"], spec["version"], bool(spec.get("trained", True)),
-                             spec.get("description", ""), card, is_default=path.name == default))
+        out.append(
+            ModelInfo(
+                str(path),
+                spec["name"],
+                spec["version"],
+                bool(spec.get("trained", True)),
+                spec.get("description", ""),
+                card,
+                is_default=path.name == default,
+            )
+        )
     return out
 
 
@@ -141,8 +150,12 @@ class Session(QObject):
             _ = lib.encoder.text_backbones  # loads the text networks
             return True
 
-        self.runner.submit(work, lambda _: self.message.emit("model ready"),
-                           lambda exc: self.message.emit(f"cannot load the model: {exc}"), group="warm")
+        self.runner.submit(
+            work,
+            lambda _: self.message.emit("model ready"),
+            lambda exc: self.message.emit(f"cannot load the model: {exc}"),
+            group="warm",
+        )
 
     def close(self, wait_ms: int = 10000) -> None:
         """Cancel indexing, wait for the workers (up to ``wait_ms`` each), close the library."""
@@ -178,8 +191,13 @@ class Session(QObject):
                 hits = s.search_text(query.text, k, filters)
             return SearchResult(query, filters, hits, time.perf_counter() - t0)
 
-        self.runner.submit(work, self.results_ready.emit, lambda exc: self.search_failed.emit(query, str(exc)),
-                           group="search", priority=3)
+        self.runner.submit(
+            work,
+            self.results_ready.emit,
+            lambda exc: self.search_failed.emit(query, str(exc)),
+            group="search",
+            priority=3,
+        )
 
     def cancel_search(self) -> None:
         self.runner.invalidate("search")
@@ -192,16 +210,24 @@ class Session(QObject):
             return
         from engine.status import library_status
 
-        self.runner.submit(lambda: library_status(lib, failed_limit=None), self._status_ready,
-                           lambda exc: log.warning("status failed: %s", exc), group="status")
+        self.runner.submit(
+            lambda: library_status(lib, failed_limit=None),
+            self._status_ready,
+            lambda exc: log.warning("status failed: %s", exc),
+            group="status",
+        )
 
     def _status_ready(self, status: dict) -> None:
         self.status = status
         self.status_changed.emit(status)
 
     def list_models(self) -> None:
-        self.runner.submit(installed_models, self.models_listed.emit,
-                           lambda exc: self.message.emit(f"cannot list models: {exc}"), group="models")
+        self.runner.submit(
+            installed_models,
+            self.models_listed.emit,
+            lambda exc: self.message.emit(f"cannot list models: {exc}"),
+            group="models",
+        )
 
     def add_folders(self, folders: list[str]) -> None:
         folders = [str(Path(f).expanduser()) for f in folders if f]
@@ -226,8 +252,10 @@ class Session(QObject):
     def _write_finished(self, kind: str, result) -> None:
         if kind == "index":
             s = result
-            text = (f"indexed: {s.new} new, {s.changed} changed, {s.moved} moved, {s.deleted} removed, "
-                    f"{s.failed} failed" + (" (stopped)" if s.cancelled else ""))
+            text = (
+                f"indexed: {s.new} new, {s.changed} changed, {s.moved} moved, {s.deleted} removed, "
+                f"{s.failed} failed" + (" (stopped)" if s.cancelled else "")
+            )
             for r in s.missing_roots:
                 text += f"; folder missing: {r}"
             self.message.emit(text)

@@ -35,10 +35,10 @@ class SyncPool:
         self.started += 1
         runnable.run()
 
-    def waitForDone(self, msecs: int = -1) -> bool:  # noqa: N802 - QThreadPool's name
+    def waitForDone(self, msecs: int = -1) -> bool:
         return True
 
-    def activeThreadCount(self) -> int:  # noqa: N802
+    def activeThreadCount(self) -> int:
         return 0
 
     def clear(self) -> None:
@@ -76,8 +76,13 @@ class TaskRunner(QObject):
     ``pool``: a ``QThreadPool`` (default: a private one with ``max_threads`` threads) or :class:`SyncPool`.
     """
 
-    def __init__(self, pool: QThreadPool | SyncPool | None = None, *, max_threads: int = 4,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        pool: QThreadPool | SyncPool | None = None,
+        *,
+        max_threads: int = 4,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         if pool is None:
             pool = QThreadPool(self)
@@ -100,9 +105,15 @@ class TaskRunner(QObject):
         """Tasks submitted whose callbacks have not run yet."""
         return len(self._callbacks)
 
-    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None, *, group: str | None = None,
-               priority: int = 0) -> int:
+    def submit(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        *,
+        group: str | None = None,
+        priority: int = 0,
+    ) -> int:
         """Run ``fn()`` in the pool; returns a serial number. Call from the GUI thread only."""
         with self._lock:
             self._serial += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -54,6 +55,16 @@ def _cpu_threads_for_indexing() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Make the calling thread (and the decoder thread it starts) yield the CPU to the GUI (Linux: nice
+    is per thread and inherited by threads it creates; elsewhere this does nothing)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        except OSError as exc:
+            log.debug("cannot lower the writer thread's priority: %s", exc)
+
+
 class LibraryWriter(QObject):
     """Queues write jobs on ``runner`` (a one-thread runner, or a synchronous one in tests)."""
 
@@ -63,8 +74,14 @@ class LibraryWriter(QObject):
     failed = Signal(str, str)  # kind, message
     busy_changed = Signal(bool)
 
-    def __init__(self, runner: TaskRunner, parent: QObject | None = None, *, commit_windows: int = 256,
-                 commit_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        runner: TaskRunner,
+        parent: QObject | None = None,
+        *,
+        commit_windows: int = 256,
+        commit_seconds: float = 2.0,
+    ) -> None:
         super().__init__(parent)
         self.runner = runner
         self.lib = None
@@ -124,13 +141,18 @@ class LibraryWriter(QObject):
         def run():
             if token.cancelled:
                 return None
+            if not self.runner.synchronous:
+                _lower_thread_priority()
             self.started.emit(kind)
             return job(lib, token)
 
-        self.runner.submit(run, lambda result: self._done(kind, result, token),
-                           lambda exc: self._error(kind, exc))
+        self.runner.submit(
+            run, lambda result: self._done(kind, result, token), lambda exc: self._error(kind, exc)
+        )
 
-    def _run_index(self, lib, token: CancelToken, roots: list[str] | None, retry_failed: bool) -> IndexSummary:
+    def _run_index(
+        self, lib, token: CancelToken, roots: list[str] | None, retry_failed: bool
+    ) -> IndexSummary:
         if not self._threads_set:
             from engine.models.device import set_cpu_threads
 
@@ -145,11 +167,18 @@ class LibraryWriter(QObject):
                 return
             last["t"], last["phase"] = now, p.phase
             elapsed = now - t0
-            self.progress.emit(IndexProgress(
-                phase=p.phase, files_done=p.files_done, files_total=p.files_total, bytes_done=p.bytes_done,
-                bytes_total=p.bytes_total, current=p.current, elapsed_s=elapsed,
-                eta_s=eta_seconds(p.bytes_done, p.bytes_total, elapsed) if p.phase == "embed" else None,
-            ))
+            self.progress.emit(
+                IndexProgress(
+                    phase=p.phase,
+                    files_done=p.files_done,
+                    files_total=p.files_total,
+                    bytes_done=p.bytes_done,
+                    bytes_total=p.bytes_total,
+                    current=p.current,
+                    elapsed_s=elapsed,
+                    eta_s=eta_seconds(p.bytes_done, p.bytes_total, elapsed) if p.phase == "embed" else None,
+                )
+            )
 
         indexer = Indexer(lib, commit_windows=self.commit_windows, commit_seconds=self.commit_seconds)
         try:

@@ -13,7 +13,7 @@ library with the shipped default model, indexes the folder, and saves PNGs into 
     app-settings.png   settings with the model card
 
 Runs under Xvfb (started here when ``DISPLAY`` is unset and ``Xvfb`` is installed; ``apt-get install
-xvfb libxcb-cursor0``), else on Qt's offscreen platform. Audio goes to ALSA's null device (so previews run on a server).
+xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1``), else on Qt's offscreen platform. Audio goes to ALSA's null device (so previews run on a server).
 
     .venv/bin/python scripts/screenshots.py --files 300
 """

@@ -4,7 +4,7 @@ drag to select a region (looped while selected), drag a selection out of the win
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QMimeData, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QDrag, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -21,8 +21,9 @@ def fit_peaks(peaks: np.ndarray, width: int) -> np.ndarray:
     if n <= width:
         return peaks
     edges = np.linspace(0, n, width + 1).astype(np.int64)
-    return np.stack([np.minimum.reduceat(peaks[:, 0], edges[:-1]),
-                     np.maximum.reduceat(peaks[:, 1], edges[:-1])], axis=1)
+    return np.stack(
+        [np.minimum.reduceat(peaks[:, 0], edges[:-1]), np.maximum.reduceat(peaks[:, 1], edges[:-1])], axis=1
+    )
 
 
 class WaveformView(QWidget):
@@ -37,8 +38,10 @@ class WaveformView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setMouseTracking(False)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setToolTip("Click to play from there · drag to select a loop region · "
-                        "drag the selection out to export it as a WAV")
+        self.setToolTip(
+            "Click to play from there · drag to select a loop region · "
+            "drag the selection out to export it as a WAV"
+        )
         self.peaks = np.zeros((0, 2), np.float32)
         self.offset_s = 0.0
         self.span_s = 0.0  # seconds the peaks cover
@@ -96,7 +99,7 @@ class WaveformView(QWidget):
 
     # -- painting -------------------------------------------------------------------------------
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         pal = self.palette()
         w, h = self.width(), self.height()
@@ -125,10 +128,10 @@ class WaveformView(QWidget):
         scale = (h / 2 - 4) / max(1e-3, float(np.abs(self.peaks).max()))
         mid = h / 2
         p.setPen(QPen(pal.text().color() if self.match is None else accent.darker(130), 1))
-        n = len(fitted)
-        for i, (lo, hi) in enumerate(fitted):
-            x = (i + 0.5) * w / n
-            p.drawLine(QPointF(x, mid - hi * scale), QPointF(x, mid - lo * scale - 0.5))
+        xs = (np.arange(len(fitted)) + 0.5) * w / max(1, len(fitted))
+        tops = (mid - fitted[:, 1] * scale).tolist()
+        bottoms = (mid - fitted[:, 0] * scale - 0.5).tolist()
+        p.drawLines([QLineF(x, a, x, b) for x, a, b in zip(xs.tolist(), tops, bottoms, strict=True)])
         p.setPen(QPen(pal.mid().color(), 1))
         p.drawLine(0, int(mid), w, int(mid))
         if self.position_s is not None:
@@ -143,7 +146,7 @@ class WaveformView(QWidget):
 
     # -- mouse ----------------------------------------------------------------------------------
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self.span_s <= 0:
             return super().mousePressEvent(event)
         self._press = event.position()
@@ -151,7 +154,7 @@ class WaveformView(QWidget):
         self._press_in_region = self.region is not None and self.region[0] <= t <= self.region[1]
         self._dragging = False
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._press is None:
             return
         if not self._dragging and abs(event.position().x() - self._press.x()) < _DRAG_PX:
@@ -164,7 +167,7 @@ class WaveformView(QWidget):
         a, b = sorted((self._x_to_t(self._press.x()), self._x_to_t(event.position().x())))
         self.set_region((a, b))
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._press is None:
             return
         press, self._press = self._press, None

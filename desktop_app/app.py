@@ -1,0 +1,393 @@
+"""The composition root: builds the controllers and the window and connects them.
+
+:class:`EarshotApp` holds no engine logic itself: searches go through :class:`SearchController` and
+:class:`Session`, writes through :class:`LibraryWriter`, audio through :class:`PreviewController`.
+Tests build it with :class:`desktop_app.tasks.SyncPool` pools, an isolated :class:`SettingsStore` and
+``show=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog
+
+from desktop_app.clips import Clip
+from desktop_app.formatting import fmt_clock, fmt_duration
+from desktop_app.history import History, Query
+from desktop_app.player import Player
+from desktop_app.preview import PreviewController
+from desktop_app.qt_compat import install_none_refcount_guard
+from desktop_app.results_model import ResultsModel, file_mime
+from desktop_app.reveal import launch_reveal, open_folder
+from desktop_app.search_controller import DEBOUNCE_MS, SearchController
+from desktop_app.session import SearchResult, Session
+from desktop_app.settings import SettingsStore
+from desktop_app.tasks import SyncPool, TaskRunner
+from desktop_app.views.library_dialog import LibraryDialog
+from desktop_app.views.main_window import MainWindow
+from desktop_app.views.settings_dialog import SettingsDialog
+from desktop_app.writer import LibraryWriter
+from engine.search import Hit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Overrides:
+    """Command-line choices for this run only (not saved)."""
+
+    library: str | None = None
+    model: str | None = None
+    device: str | None = None
+
+
+class EarshotApp(QObject):
+    def __init__(
+        self,
+        store: SettingsStore,
+        overrides: Overrides | None = None,
+        *,
+        pool: SyncPool | None = None,
+        writer_pool: SyncPool | None = None,
+        player: Player | None = None,
+        debounce_ms: int = DEBOUNCE_MS,
+        reveal=launch_reveal,
+    ) -> None:
+        super().__init__()
+        self.none_guard = install_none_refcount_guard(self)
+        self.store = store
+        self.settings = store.load()
+        self.overrides = overrides or Overrides()
+        self.reveal_file = reveal
+        self.runner = TaskRunner(pool, max_threads=4, parent=self)
+        self.writer_runner = TaskRunner(writer_pool, max_threads=1, parent=self)
+        self.writer = LibraryWriter(self.writer_runner, self)
+        self.session = Session(self.runner, self.writer, self)
+        self.search = SearchController(self.session, History(store.history()), self, debounce_ms=debounce_ms)
+        self.preview = PreviewController(
+            self.runner, player or Player(self.settings.audio_device or None), parent=self
+        )
+        self.model = ResultsModel(self)
+        self.window = MainWindow(self.model)
+        self.library_dialog: LibraryDialog | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self._warned_untrained = False
+        self._closed = False
+        self._wire()
+        self._restore_ui()
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    def library_args(self) -> tuple[str | None, str | None, str | None]:
+        o, s = self.overrides, self.settings
+        return (o.library or s.library_dir or None, o.model or s.model or None, o.device or s.device or None)
+
+    def start(self, *, show: bool = True) -> None:
+        self.preview.set_volume(self.settings.volume)
+        self.preview.set_loop(self.settings.loop)
+        self.window.transport.set_volume(self.settings.volume)
+        self.preview.open_audio(self.settings.audio_device or None)
+        self.session.open(*self.library_args())
+        if show:
+            self.window.show()
+        self.window.search_bar.edit.setFocus()
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        w = self.window
+        self.settings.volume = self.preview.player.volume
+        self.settings.loop = self.preview.player.loop
+        self.store.save(self.settings)
+        self.store.set_history(self.search.history.entries)
+        self.store.set_state("header", w.results.horizontalHeader().saveState())
+        self.store.set_state("geometry", w.saveGeometry())
+        self.store.set_state("splitter", w.splitter.saveState())
+        self.store.sync()
+        self.preview.close()
+        self.session.close()
+
+    def _restore_ui(self) -> None:
+        w = self.window
+        for key, restore in (
+            ("header", w.results.horizontalHeader().restoreState),
+            ("geometry", w.restoreGeometry),
+            ("splitter", w.splitter.restoreState),
+        ):
+            state = self.store.state(key)
+            if state is not None:
+                restore(state)
+        h = self.search.history
+        w.search_bar.set_history_enabled(h.can_back, h.can_forward)
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        w, s, p, se = self.window, self.search, self.preview, self.session
+        bar, res = w.search_bar, w.results
+        w.folders_dropped.connect(self.add_folders)
+        w.empty.add_folder.connect(self.choose_folder)
+        w.act_add.triggered.connect(self.choose_folder)
+        w.act_library.triggered.connect(self.show_library)
+        w.act_settings.triggered.connect(self.show_settings)
+        w.act_quit.triggered.connect(w.close)
+        w.closing.connect(self.shutdown)
+        w.indexing.cancel.connect(self.writer.cancel)
+        self.writer.busy_changed.connect(self._writer_busy)
+        self.writer.progress.connect(w.indexing.show_progress)
+        se.opened.connect(self._opened)
+        se.open_failed.connect(
+            lambda msg: w.notice.show_notice(f"Cannot open the library: {msg}", "Settings…")
+        )
+        w.notice.action.connect(self.show_settings)
+        se.status_changed.connect(self._status_changed)
+        se.message.connect(w.show_message)
+        se.models_listed.connect(self._models_listed)
+
+        bar.text_edited.connect(s.text_edited)
+        bar.submitted.connect(s.submit)
+        bar.back.connect(s.back)
+        bar.forward.connect(s.forward)
+        bar.into_results.connect(self._into_results)
+        w.act_back.triggered.connect(s.back)
+        w.act_forward.triggered.connect(s.forward)
+        w.act_focus_search.triggered.connect(lambda: (bar.edit.setFocus(), bar.edit.selectAll()))
+        s.query_shown.connect(lambda q: bar.show_query(q.label, similar=q.kind == "similar"))
+        s.history_changed.connect(bar.set_history_enabled)
+        s.results.connect(self._show_results)
+        s.failed.connect(self._search_failed)
+        s.searching.connect(lambda busy: bar.set_busy("searching…" if busy else ""))
+        w.filters.changed.connect(s.set_filters)
+
+        res.current_hit_changed.connect(self._current_hit)
+        res.toggle_play.connect(self.toggle_play)
+        res.stop.connect(p.stop)
+        res.seek_step.connect(p.seek_step)
+        res.toggle_loop.connect(p.toggle_loop)
+        res.activated_hit.connect(self.reveal)
+        res.type_ahead.connect(bar.type_ahead)
+        res.focus_search.connect(bar.edit.setFocus)
+        w.act_play.triggered.connect(self.toggle_play)
+        w.act_loop.triggered.connect(p.set_loop)
+        w.act_similar.triggered.connect(self.find_similar)
+        w.act_reveal.triggered.connect(lambda: self._with_current(self.reveal))
+        w.act_copy.triggered.connect(self.copy_paths)
+
+        p.audio_status.connect(self._audio_status)
+        w.audio_notice.action.connect(self.show_settings)
+        p.clip_ready.connect(self._clip_ready)
+        p.position_changed.connect(self._position)
+        p.playing_changed.connect(w.transport.set_playing)
+        p.loop_changed.connect(self._loop_changed)
+        p.error.connect(w.show_message)
+        w.transport.play_toggled.connect(self.toggle_play)
+        w.transport.loop_toggled.connect(p.set_loop)
+        w.transport.volume_changed.connect(p.set_volume)
+        w.waveform.seek_requested.connect(p.seek)
+        w.waveform.region_selected.connect(lambda a, b: p.set_region((a, b)))
+        w.waveform.region_cleared.connect(lambda: p.set_region(None))
+        w.waveform.drag_out_requested.connect(self._drag_selection)
+
+    # -- library --------------------------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Add a folder of sounds", str(Path.home()))
+        if folder:
+            self.add_folders([folder])
+
+    def add_folders(self, folders: list[str]) -> None:
+        self.window.show_empty_state(False)
+        self.session.add_folders(folders)
+
+    def _writer_busy(self, busy: bool) -> None:
+        ind = self.window.indexing
+        ind.start() if busy else ind.finish()
+        if self.library_dialog is not None:
+            self.library_dialog.set_busy(busy)
+
+    def _opened(self, status: dict) -> None:
+        self.window.notice.hide()
+        if not status.get("roots") and not self.writer.busy:
+            self.window.show_empty_state(True)
+        else:
+            self.window.show_empty_state(False)
+        if not status["bundle"].get("trained", True) and not self._warned_untrained:
+            self._warned_untrained = True
+            self.window.notice.show_notice(
+                f"The model “{status['bundle']['name']}” is an untrained placeholder: results are not "
+                "meaningful yet. Install a trained model and pick it in Settings.",
+                "Settings…",
+            )
+
+    def _status_changed(self, status: dict) -> None:
+        b = status["bundle"]
+        self.window.set_status(
+            f"{status['files']:,} sounds · {status['audio_hours']:.1f} h · {status['errors']:,} failed · "
+            f"model {b['name']} {b['version']}"
+        )
+        self.window.filters.set_folders([r["path"] for r in status.get("roots", [])])
+        self.model.set_roots([r["path"] for r in status.get("roots", [])])
+        if status.get("roots"):
+            self.window.show_empty_state(False)
+        if self.library_dialog is not None:
+            self.library_dialog.set_status(status)
+
+    def show_library(self) -> None:
+        if self.library_dialog is None:
+            d = self.library_dialog = LibraryDialog(self.window)
+            d.add_folder.connect(self.choose_folder)
+            d.reindex.connect(lambda roots, retry: self.session.reindex(roots, retry_failed=retry))
+            d.remove_folder.connect(self.session.remove_folder)
+        if self.session.status is not None:
+            self.library_dialog.set_status(self.session.status)
+        self.library_dialog.set_busy(self.writer.busy)
+        self.session.refresh_status()
+        self.library_dialog.show()
+        self.library_dialog.raise_()
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def show_settings(self) -> None:
+        from engine.library import default_library_dir
+
+        d = self.settings_dialog = SettingsDialog(self.settings, str(default_library_dir()), self.window)
+        d.set_audio_devices(self.preview.player.output_devices())
+        d.rescan_audio.connect(self._rescan_audio)
+        d.accepted.connect(lambda: self.apply_settings(d.values()))
+        self.session.list_models()
+        d.open()
+
+    def _models_listed(self, models) -> None:
+        if self.settings_dialog is not None:
+            lib = self.session.lib
+            self.settings_dialog.set_models(models, lib.bundle.model_card if lib is not None else "")
+
+    def _rescan_audio(self) -> None:
+        self.preview.player.rescan()
+        if self.settings_dialog is not None:
+            self.settings_dialog.set_audio_devices(self.preview.player.output_devices())
+        self.preview.open_audio(self.settings.audio_device or None)
+
+    def apply_settings(self, new) -> None:
+        old, self.settings = self.settings, new
+        self.store.save(new)
+        if (old.library_dir, old.model, old.device) != (new.library_dir, new.model, new.device):
+            self.overrides = Overrides()
+            self.model.set_hits([])
+            self.session.open(*self.library_args())
+        if old.audio_device != new.audio_device:
+            self.preview.open_audio(new.audio_device or None)
+
+    def _audio_status(self, ok: bool, message: str) -> None:
+        if ok:
+            self.window.audio_notice.hide()
+        else:
+            self.window.audio_notice.show_notice(
+                message or "No audio device: previews are silent.", "Audio settings…"
+            )
+
+    # -- results --------------------------------------------------------------------------------
+
+    def _show_results(self, result: SearchResult) -> None:
+        self.model.set_hits(result.hits)
+        q, n = result.query, len(result.hits)
+        if not q.text and q.kind == "text":
+            text = ""
+        elif n == 0:
+            text = f"No sounds match “{q.label}”" + (
+                "" if result.filters.is_empty() else " with these filters"
+            )
+        else:
+            text = f"{n} results for “{q.label}” · {result.seconds * 1000:.0f} ms"
+        self.window.set_results_label(text)
+
+    def _search_failed(self, message: str) -> None:
+        self.window.set_results_label(message)
+        self.window.show_message(message)
+
+    def _into_results(self) -> None:
+        res = self.window.results
+        res.setFocus()
+        if not res.currentIndex().isValid():
+            res.select_row(0)
+
+    def _current_hit(self, hit: Hit | None) -> None:
+        if hit is None or not self.settings.auto_preview:
+            return
+        self._preview_hit(hit)
+
+    def _preview_hit(self, hit: Hit) -> None:
+        w = self.window
+        w.waveform.set_match((hit.start_s, hit.end_s))
+        w.waveform.set_region(None)
+        w.transport.set_name(
+            f"{Path(hit.path).name} · best match {fmt_clock(hit.start_s)} · {fmt_duration(hit.duration_s)}"
+        )
+        self.preview.preview(hit.path, hit.start_s, hit.end_s, hit.duration_s)
+
+    def toggle_play(self) -> None:
+        hit = self.window.results.current_hit()
+        if self.preview.path is None or (hit is not None and hit.path != self.preview.path):
+            if hit is not None:
+                self._preview_hit(hit)
+            return
+        self.preview.toggle()
+
+    def _clip_ready(self, clip: Clip) -> None:
+        if clip.peaks is not None:
+            span = len(clip.samples) / clip.sample_rate
+            self.window.waveform.set_clip(clip.peaks, clip.offset_s, span, clip.duration_s)
+
+    def _position(self, t: float) -> None:
+        self.window.waveform.set_position(t)
+        self.window.transport.set_time(t, self.preview.duration_s)
+
+    def _loop_changed(self, on: bool) -> None:
+        self.window.transport.set_loop(on)
+        self.window.act_loop.setChecked(on)
+
+    def _with_current(self, fn) -> None:
+        hit = self.window.results.current_hit()
+        if hit is not None:
+            fn(hit)
+
+    def find_similar(self) -> None:
+        """Sounds like the current result — or like the waveform selection, when there is one."""
+        hit = self.window.results.current_hit()
+        p = self.preview
+        if p.region is not None and p.path is not None and (hit is None or hit.path == p.path):
+            self.search.find_similar(p.path, *p.region)
+        elif hit is not None:
+            self.search.find_similar(hit.path)
+
+    def reveal(self, hit: Hit) -> None:
+        path = hit.path
+        self.runner.submit(
+            lambda: self.reveal_file(path), lambda ok: None if ok else open_folder(path), group=None
+        )
+
+    def copy_paths(self) -> None:
+        hits = self.window.results.selected_hits() or (
+            [h] if (h := self.window.results.current_hit()) else []
+        )
+        if hits:
+            QGuiApplication.clipboard().setText("\n".join(h.path for h in hits))
+            self.window.show_message(f"copied {len(hits)} path{'s' if len(hits) > 1 else ''}", 3000)
+
+    def _drag_selection(self) -> None:
+        try:
+            path = self.preview.export_selection()
+        except Exception as exc:
+            self.window.show_message(f"cannot export the selection: {exc}")
+            return
+        if path is not None:
+            self.window.waveform.start_file_drag(file_mime([str(path)]))
+
+    def current_query(self) -> Query | None:
+        return self.search.current

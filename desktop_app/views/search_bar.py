@@ -1,0 +1,77 @@
+"""Back/forward buttons, the query box (type to search; ↓ moves into the results) and a busy label."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QStyle, QToolButton, QWidget
+
+PLACEHOLDER = 'Describe a sound, e.g. "rain on a tin roof"'
+
+
+class SearchBar(QWidget):
+    text_edited = Signal(str)
+    submitted = Signal(str)
+    back = Signal()
+    forward = Signal()
+    into_results = Signal()  # ↓ in the box
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        style = self.style()
+        self.back_button = QToolButton(self)
+        self.back_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
+        self.back_button.setToolTip("Previous query (Alt+Left)")
+        self.forward_button = QToolButton(self)
+        self.forward_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
+        self.forward_button.setToolTip("Next query (Alt+Right)")
+        self.edit = QLineEdit(self)
+        self.edit.setPlaceholderText(PLACEHOLDER)
+        self.edit.setClearButtonEnabled(True)
+        font = self.edit.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        self.edit.setFont(font)
+        self.edit.setMinimumHeight(self.edit.fontMetrics().height() + 14)
+        self.busy = QLabel("", self)
+        self.busy.setMinimumWidth(90)
+        self.busy.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        lay.addWidget(self.back_button)
+        lay.addWidget(self.forward_button)
+        lay.addWidget(self.edit, 1)
+        lay.addWidget(self.busy)
+        self.back_button.clicked.connect(self.back)
+        self.forward_button.clicked.connect(self.forward)
+        self.edit.textEdited.connect(self.text_edited)
+        self.edit.returnPressed.connect(lambda: self.submitted.emit(self.edit.text()))
+        self.edit.installEventFilter(self)
+        self.set_history_enabled(False, False)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.edit and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_PageDown):
+                self.into_results.emit()
+                return True
+        return super().eventFilter(obj, event)
+
+    def set_history_enabled(self, can_back: bool, can_forward: bool) -> None:
+        self.back_button.setEnabled(can_back)
+        self.forward_button.setEnabled(can_forward)
+
+    def show_query(self, text: str, *, similar: bool = False) -> None:
+        """Show a query (from the history, or "similar to …") without triggering a search."""
+        self.edit.setText(text)
+        font = self.edit.font()
+        font.setItalic(similar)
+        self.edit.setFont(font)
+
+    def type_ahead(self, text: str) -> None:
+        """A key typed in the results list: continue the query here."""
+        self.edit.setFocus()
+        self.edit.insert(text)
+        self.text_edited.emit(self.edit.text())
+
+    def set_busy(self, text: str) -> None:
+        self.busy.setText(text)
