@@ -98,7 +98,9 @@ def hdbscan_labels(x: np.ndarray, k: int, *, seed: int = 0, **_: object) -> np.n
     try:
         from sklearn.cluster import HDBSCAN
     except ImportError as exc:
-        raise ClusteringError("clustering.method = 'hdbscan' needs scikit-learn (pip install scikit-learn)") from exc
+        raise ClusteringError(
+            "clustering.method = 'hdbscan' needs scikit-learn (pip install scikit-learn)"
+        ) from exc
     x = _normalise(x)
     labels = HDBSCAN(min_cluster_size=max(2, len(x) // (4 * max(1, k)))).fit_predict(x)
     found = sorted(set(labels.tolist()) - {-1})
@@ -130,7 +132,13 @@ def cluster_embeddings(
         raise ClusteringError(f"unknown clustering method {method!r}; known: {sorted(METHODS)}") from None
     labels = fn(np.asarray(x), k, seed=seed, iters=iters, n_init=n_init)
     sizes = np.bincount(labels)
-    log.info("clustered %d captions into %d clusters (sizes %d…%d)", len(labels), len(sizes), sizes.min(), sizes.max())
+    log.info(
+        "clustered %d captions into %d clusters (sizes %d…%d)",
+        len(labels),
+        len(sizes),
+        sizes.min(),
+        sizes.max(),
+    )
     return labels
 
 

@@ -147,16 +147,19 @@ class LossConfig:
 class TrainConfig:
     """One training stage. ``out``: the run directory; ``init_from``: a run directory whose weights start
     this stage; ``teacher``: the teacher directory (distillation); ``max_steps`` > 0 stops early (tests).
+    ``augment``: train on the augmented set and caption variants of ``[augment]`` (stages 2 and 3).
     ``batch_size`` is the global batch (all processes, all accumulation steps). ``amp``: ``"auto"``
     (bf16 on GPUs that support it, else fp16, off on CPU), ``"bf16"``, ``"fp16"`` or ``"off"``.
     ``select``: which epoch's weights become the stage's ``model.safetensors`` (``"best"`` validation
-    mAP@16 or ``"last"``). ``gather``: in multi-process runs the similarity matrix spans every process's
+    mAP@16 or ``"last"``). ``cpu_threads``: torch CPU threads for every command (0: torch's default; 1 is
+    fastest for small models on a busy machine). ``gather``: in multi-process runs the similarity matrix spans every process's
     batch (features gathered with gradients)."""
 
     stage: str = "stage1"
     out: str = ""
     init_from: str = ""
     teacher: str = ""
+    augment: bool = False
     epochs: int = 20
     max_steps: int = 0
     batch_size: int = 64
@@ -169,6 +172,7 @@ class TrainConfig:
     amp: str = "auto"
     seed: int = 0
     device: str = "auto"
+    cpu_threads: int = 0
     eval_set: str = "val"
     eval_every: int = 1
     select: str = "best"

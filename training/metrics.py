@@ -58,6 +58,24 @@ def ranked_relevance(scores: np.ndarray, relevant: Sequence[Iterable[int]] | np.
     return out
 
 
+def top_k_relevance(scores: np.ndarray, relevant: Sequence[Iterable[int]] | np.ndarray, k: int) -> np.ndarray:
+    """Bool ``[Q, min(k, N)]``: relevance of the items at ranks 1…k, ordered as :func:`rank_items` does
+    (exact, ties included), without sorting every item."""
+    scores = np.asarray(scores, dtype=np.float64)
+    rel = _relevance_matrix(relevant, scores.shape)
+    n = scores.shape[1]
+    k = min(k, n)
+    out = np.zeros((scores.shape[0], k), dtype=bool)
+    if k == 0:
+        return out
+    threshold = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    for q in range(scores.shape[0]):
+        cand = np.flatnonzero(scores[q] >= threshold[q])
+        order = np.lexsort((rel[q, cand].astype(np.int8), -scores[q, cand]))
+        out[q] = rel[q, cand[order[:k]]]
+    return out
+
+
 def average_precision_at_k(ranked: np.ndarray, n_relevant: int, k: int) -> float:
     """AP@k of one query from the relevance of its ranked items (bool ``[N]``, best first)."""
     if k < 1:
@@ -68,6 +86,13 @@ def average_precision_at_k(ranked: np.ndarray, n_relevant: int, k: int) -> float
     hits = np.cumsum(top)
     ranks = np.arange(1, len(top) + 1)
     return float((hits / ranks)[top].sum() / n_relevant)
+
+
+def _mean_ap(top: np.ndarray, n_rel: np.ndarray, k: int) -> float:
+    top = top[:, :k]
+    hits = np.cumsum(top, axis=1)
+    precision = hits / np.arange(1, top.shape[1] + 1)[None, :]
+    return float(np.mean((precision * top).sum(axis=1) / n_rel))
 
 
 def retrieval_metrics(
@@ -86,14 +111,12 @@ def retrieval_metrics(
     out: dict[str, float] = {"queries": float(keep.sum())}
     if not keep.any():
         return {**out, "map@16": 0.0, "map@10": 0.0, **{f"R@{k}": 0.0 for k in ks}}
-    ranked = ranked_relevance(scores[keep], rel[keep])
+    top = top_k_relevance(scores[keep], rel[keep], max([16, *ks]))
     n_rel = n_rel[keep]
     for k in (16, 10):
-        out[f"map@{k}"] = float(
-            np.mean([average_precision_at_k(ranked[q], int(n_rel[q]), k) for q in range(len(n_rel))])
-        )
+        out[f"map@{k}"] = _mean_ap(top, n_rel, k)
     for k in ks:
-        out[f"R@{k}"] = float(np.mean(ranked[:, :k].sum(axis=1) / n_rel))
+        out[f"R@{k}"] = float(np.mean(top[:, :k].sum(axis=1) / n_rel))
     return out
 
 
@@ -105,7 +128,4 @@ def map_at_k(scores: np.ndarray, relevant: Sequence[Iterable[int]] | np.ndarray,
     keep = n_rel > 0
     if not keep.any():
         return 0.0
-    ranked = ranked_relevance(scores[keep], rel[keep])
-    return float(
-        np.mean([average_precision_at_k(ranked[q], int(n), k) for q, n in enumerate(n_rel[keep])])
-    )
+    return _mean_ap(top_k_relevance(scores[keep], rel[keep], k), n_rel[keep], k)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -121,7 +120,9 @@ class LLMClient:
         return answer
 
     def ask(self, prompt: str, *, system: str | None = None, temperature: float | None = None) -> str:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
         return self.chat(messages, temperature=temperature)
 
     def _throttle(self) -> None:
@@ -156,10 +157,10 @@ class LLMClient:
                 if exc.code not in RETRY_STATUSES:
                     raise LLMError(f"the language model at {url} refused the request ({problem})") from None
                 retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 problem = f"no answer within {self.config.timeout_s:g} s"
             except urllib.error.URLError as exc:
-                if isinstance(exc.reason, TimeoutError | socket.timeout):
+                if isinstance(exc.reason, TimeoutError):
                     problem = f"no answer within {self.config.timeout_s:g} s"
                 else:
                     problem = f"cannot connect: {exc.reason}"
@@ -167,7 +168,13 @@ class LLMClient:
                 problem = f"connection failed: {exc}"
             if attempt + 1 < attempts:
                 delay = retry_after if retry_after is not None else self.config.backoff_s * (2**attempt)
-                log.info("LLM request failed (%s); retry %d/%d in %.2f s", problem, attempt + 1, attempts - 1, delay)
+                log.info(
+                    "LLM request failed (%s); retry %d/%d in %.2f s",
+                    problem,
+                    attempt + 1,
+                    attempts - 1,
+                    delay,
+                )
                 self._sleep(delay)
         raise LLMError(f"the language model at {url} failed {attempts} time(s): {problem}")
 
