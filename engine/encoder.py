@@ -8,8 +8,10 @@ Each backbone runs once per batch however many members use it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import re
 import unicodedata
 from typing import Any
@@ -65,13 +67,37 @@ def _build_backbone(kind: str, entry: dict, bundle: Bundle) -> torch.nn.Module:
     return module
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _cpu_has_native_bf16() -> bool:
+    checks = [getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None)]
+    return any(bool(c()) for c in checks if c is not None)
+
+
+def choose_precision(device: torch.device, preference: str | None = None) -> str:
+    """Arithmetic of the audio backbones: ``bf16`` autocast on CPUs with native bf16 (AVX512-BF16/AMX) and
+    on CUDA, else ``fp32``. ``$EARSHOT_PRECISION`` or ``preference`` overrides ``auto``. Measured on real
+    Debian sound effects with aiSFX: centred cosine to fp32 ≥ 0.999 (mean 0.9997), 98.6 % of each clip's
+    10 nearest neighbours unchanged, 1.6–2.5× faster on a 2-core AVX512-BF16 CPU."""
+    pref = (preference or os.environ.get("EARSHOT_PRECISION") or "auto").lower()
+    if pref not in PRECISIONS:
+        raise ModelError(f"unknown precision {pref!r}; use one of {', '.join(PRECISIONS)}")
+    if pref != "auto":
+        return pref
+    if device.type == "cuda" or (device.type == "cpu" and _cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
 class Encoder:
     """Loads a bundle's networks (lazily: the text side only when text is embedded, the audio side only
     when audio is) and produces fused, normalised float32 vectors of ``bundle.dim`` dimensions."""
 
-    def __init__(self, bundle: Bundle, device: str | None = None) -> None:
+    def __init__(self, bundle: Bundle, device: str | None = None, precision: str | None = None) -> None:
         self.bundle = bundle
         self.device = choose_device(device)
+        self.precision = choose_precision(self.device, precision)
         self._audio: dict[str, torch.nn.Module] | None = None
         self._text: dict[str, torch.nn.Module] | None = None
         self._heads: dict[tuple[str, str], torch.nn.Module] = {}
@@ -131,8 +157,14 @@ class Encoder:
         if len(windows) == 0:
             return np.zeros((0, self.bundle.dim), np.float32)
         wave = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
-        feats = {name: bb(wave) for name, bb in self.audio_backbones.items()}
+        with self._autocast():
+            feats = {name: bb(wave).float() for name, bb in self.audio_backbones.items()}
         return self._fuse("audio", feats)
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @torch.inference_mode()
     def embed_text(self, texts: list[str]) -> np.ndarray:
