@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
+from desktop_app.details import category_text, description_text, hit_tooltip
 from desktop_app.formatting import fmt_channels, fmt_clock, fmt_duration, fmt_rate
 from engine.search import Hit
 
@@ -22,6 +23,8 @@ ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the hit's rank (its index in ResultsM
 # (header, raw value for sorting, text shown)
 COLUMNS: list[tuple[str, callable, callable]] = [
     ("Name", lambda h: Path(h.path).name.lower(), lambda h: Path(h.path).name),
+    ("Description", lambda h: description_text(h.metadata).lower(), lambda h: description_text(h.metadata)),
+    ("Category", lambda h: category_text(h.metadata).lower(), lambda h: category_text(h.metadata)),
     ("Score", lambda h: h.score, lambda h: f"{h.score:.3f}"),
     ("Duration", lambda h: h.duration_s, lambda h: fmt_duration(h.duration_s)),
     ("Match", lambda h: h.start_s, lambda h: fmt_clock(h.start_s)),
@@ -31,6 +34,7 @@ COLUMNS: list[tuple[str, callable, callable]] = [
     ("Folder", lambda h: h.folder.lower(), lambda h: h.folder),  # shown relative to its library folder
 ]
 COL = {name: i for i, (name, _, _) in enumerate(COLUMNS)}
+OPTIONAL = ("Description", "Category")  # metadata columns: hidden while no result has them
 _RIGHT = {COL["Score"], COL["Duration"], COL["Match"], COL["Rate"]}
 _ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
 
@@ -60,6 +64,7 @@ class ResultsModel(QStandardItemModel):
         self.setHorizontalHeaderLabels([name for name, _, _ in COLUMNS])
         self._hits: list[Hit] = []
         self.roots: list[str] = []
+        self.filled_columns: dict[str, bool] = dict.fromkeys(OPTIONAL, False)  # has any hit a value?
 
     def set_roots(self, roots: list[str]) -> None:
         """The library's folders, to show each result's folder relative to its own (next result list)."""
@@ -68,11 +73,14 @@ class ResultsModel(QStandardItemModel):
     def set_hits(self, hits: list[Hit]) -> None:
         self._hits = list(hits)
         self.setRowCount(0)
+        filled: set[str] = set()
         for rank, h in enumerate(self._hits):
-            tip = f"{h.path}\nbest match {fmt_clock(h.start_s)}–{fmt_clock(h.end_s)} · score {h.score:.3f}"
+            tip = hit_tooltip(h)
             row = []
-            for col, (_, raw, text) in enumerate(COLUMNS):
+            for col, (name, raw, text) in enumerate(COLUMNS):
                 shown = short_folder(h.folder, self.roots) if col == COL["Folder"] else text(h)
+                if shown and name in OPTIONAL:
+                    filled.add(name)
                 item = QStandardItem(shown)
                 item.setData(raw(h), SORT_ROLE)
                 item.setData(rank, ROW_ROLE)
@@ -82,6 +90,7 @@ class ResultsModel(QStandardItemModel):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 row.append(item)
             self.appendRow(row)
+        self.filled_columns = {name: name in filled for name in OPTIONAL}
 
     def hits(self) -> list[Hit]:
         return list(self._hits)

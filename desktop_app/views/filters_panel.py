@@ -1,9 +1,18 @@
-"""Filters: duration range, sample rate, channels, format, folder. Emits ``changed(Filters)``."""
+"""Filters: duration range, sample rate, channels, format, folder, category. Emits ``changed(Filters)``."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtCore import QAbstractItemModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QToolButton,
+    QWidget,
+)
 
 from engine.search import Filters
 
@@ -30,6 +39,7 @@ FORMATS = [
 
 class FiltersPanel(QWidget):
     changed = Signal(object)  # Filters
+    browse_categories = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,13 +54,24 @@ class FiltersPanel(QWidget):
         self.folder.addItem("all folders", None)
         self.folder.setMinimumContentsLength(18)
         self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.category = QLineEdit(self)
+        self.category.setPlaceholderText("any category")
+        self.category.setClearButtonEnabled(True)
+        self.category.setToolTip(
+            "Only files of this UCS category (e.g. DOORS) or CatID (e.g. DOORWood), from their "
+            "metadata or UCS file names"
+        )
+        self.category.setMinimumWidth(self.category.fontMetrics().horizontalAdvance("M") * 11)
+        self.browse = QToolButton(self)
+        self.browse.setText("Categories…")
+        self.browse.setToolTip("Browse the UCS categories (Ctrl+Shift+K)")
         self.reset = QToolButton(self)
         self.reset.setText("Clear filters")
         lay.addWidget(QLabel("Length", self))
         lay.addWidget(self.min_dur)
         lay.addWidget(QLabel("–", self))
         lay.addWidget(self.max_dur)
-        for w in (self.rate, self.channels, self.format, self.folder):
+        for w in (self.rate, self.channels, self.format, self.folder, self.category, self.browse):
             lay.addWidget(w)
         lay.addWidget(self.reset)
         lay.addStretch(1)
@@ -58,6 +79,9 @@ class FiltersPanel(QWidget):
             spin.valueChanged.connect(self._emit)
         for combo in (self.rate, self.channels, self.format, self.folder):
             combo.currentIndexChanged.connect(self._emit)
+        self.category.editingFinished.connect(self._emit)
+        self.category.textChanged.connect(lambda t: None if t.strip() else self._emit())  # ✕ clears at once
+        self.browse.clicked.connect(self.browse_categories)
         self.reset.clicked.connect(self.clear)
 
     def _spin(self, tip: str) -> QDoubleSpinBox:
@@ -91,14 +115,37 @@ class FiltersPanel(QWidget):
         if current and idx < 0:
             self._emit()
 
+    def set_category_completions(self, model: QAbstractItemModel, role: int) -> None:
+        """Offer completions from ``model`` (one column): matched and inserted from ``role``, shown from
+        the display text."""
+        completer = QCompleter(model, self.category)
+        completer.setCompletionRole(role)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setMaxVisibleItems(14)
+        completer.activated.connect(lambda _text: self._emit())
+        self.category.setCompleter(completer)
+
+    def category_value(self) -> str:
+        return self.category.text().strip()
+
+    def set_category(self, value: str) -> None:
+        """Set the category filter (``''``: any) and emit ``changed``."""
+        self.category.blockSignals(True)
+        self.category.setText(value)
+        self.category.blockSignals(False)
+        self._emit()
+
     def clear(self) -> None:
-        for w in (self.min_dur, self.max_dur, self.rate, self.channels, self.format, self.folder):
+        widgets = (self.min_dur, self.max_dur, self.rate, self.channels, self.format, self.folder, self.category)
+        for w in widgets:
             w.blockSignals(True)
         self.min_dur.setValue(0)
         self.max_dur.setValue(0)
         for c in (self.rate, self.channels, self.format, self.folder):
             c.setCurrentIndex(0)
-        for w in (self.min_dur, self.max_dur, self.rate, self.channels, self.format, self.folder):
+        self.category.clear()
+        for w in widgets:
             w.blockSignals(False)
         self._emit()
 
@@ -112,6 +159,7 @@ class FiltersPanel(QWidget):
             channels=tuple(self.channels.currentData() or ()),
             formats=tuple(self.format.currentData() or ()),
             folder=self.folder.currentData(),
+            category=self.category_value() or None,
         )
 
     def _emit(self, *_) -> None:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.results_model import ResultsModel
+from desktop_app.views.details_panel import DetailsPanel
 from desktop_app.views.filters_panel import FiltersPanel
 from desktop_app.views.panels import EmptyState, IndexingBar, NoticeBanner, TransportBar
 from desktop_app.views.results_view import ResultsView
@@ -47,6 +48,7 @@ class MainWindow(QMainWindow):
         self.results = ResultsView(model, self)
         self.results.addActions([self.act_play, self.act_similar, self.act_reveal, self.act_copy])
         self.results_label = QLabel("", self)
+        self.details = DetailsPanel(self)
         self.transport = TransportBar(self)
         self.waveform = WaveformView(self)
         self.audio_notice = NoticeBanner(self)
@@ -58,8 +60,15 @@ class MainWindow(QMainWindow):
         pl.setContentsMargins(0, 4, 0, 0)
         pl.addWidget(self.transport)
         pl.addWidget(self.waveform, 1)
+        self.side_splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.side_splitter.addWidget(self.results)
+        self.side_splitter.addWidget(self.details)
+        self.side_splitter.setStretchFactor(0, 1)
+        self.side_splitter.setStretchFactor(1, 0)
+        self.side_splitter.setSizes([880, 280])
+        self.side_splitter.setCollapsible(0, False)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
-        self.splitter.addWidget(self.results)
+        self.splitter.addWidget(self.side_splitter)
         self.splitter.addWidget(player)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
@@ -87,6 +96,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.status_label = QLabel("", self)
         self.statusBar().addPermanentWidget(self.status_label)
+        self.search_menu.addSeparator()  # the mode switch's actions belong to the search bar
+        self.search_menu.addActions(self.search_bar.mode_group.actions())
         self.show_empty_state(True)
 
     def _make_actions(self) -> None:
@@ -113,6 +124,10 @@ class MainWindow(QMainWindow):
         self.act_copy = act("&Copy path", "Ctrl+Shift+C")
         self.act_loop = act("&Loop", tip="L")
         self.act_loop.setCheckable(True)
+        self.act_categories = act("&Categories…", "Ctrl+Shift+K", "Browse the UCS categories and filter by one")
+        self.act_details = act("&Details panel", "Ctrl+I", "Show the selected file's metadata beside the results")
+        self.act_details.setCheckable(True)
+        self.act_details.setChecked(True)
         for a in (self.act_similar, self.act_reveal, self.act_copy):
             a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         bar = self.menuBar()
@@ -122,10 +137,12 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_settings])
         m.addSeparator()
         m.addAction(self.act_quit)
-        m = bar.addMenu("&Search")
-        m.addActions([self.act_focus_search, self.act_back, self.act_forward])
+        m = self.search_menu = bar.addMenu("&Search")
+        m.addActions([self.act_focus_search, self.act_back, self.act_forward, self.act_categories])
         m = bar.addMenu("&Result")
         m.addActions([self.act_play, self.act_loop, self.act_similar, self.act_reveal, self.act_copy])
+        m.addSeparator()
+        m.addAction(self.act_details)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -144,6 +161,10 @@ class MainWindow(QMainWindow):
 
     def set_results_label(self, text: str) -> None:
         self.results_label.setText(text)
+
+    def show_details_panel(self, on: bool) -> None:
+        self.details.setVisible(on)
+        self.act_details.setChecked(on)
 
     # -- drag a folder onto the window ----------------------------------------------------------
 

@@ -47,7 +47,9 @@ class ResultsView(QTableView):
         head.setStretchLastSection(True)
         head.setSortIndicatorClearable(True)
         for col, width in (
-            ("Name", 260),
+            ("Name", 240),
+            ("Description", 280),
+            ("Category", 130),
             ("Score", 60),
             ("Duration", 75),
             ("Match", 60),
@@ -58,6 +60,11 @@ class ResultsView(QTableView):
             self.setColumnWidth(COL[col], width)
         self.selectionModel().currentRowChanged.connect(self._current_changed)
         self.doubleClicked.connect(lambda idx: self._emit_activated(idx))
+
+    def set_optional_columns(self, shown: dict[str, bool]) -> None:
+        """Show or hide columns by header name (the metadata columns, when no result has metadata)."""
+        for name, on in shown.items():
+            self.setColumnHidden(COL[name], not on)
 
     # -- content --------------------------------------------------------------------------------
 

@@ -1,12 +1,30 @@
-"""Back/forward buttons, the query box (type to search; ↓ moves into the results) and a busy label."""
+"""Back/forward buttons, the query box (type to search; ↓ moves into the results), the search mode switch
+(Both / Sound / Keywords) and a busy label."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QAction, QActionGroup, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QStyle, QToolButton, QWidget
 
 PLACEHOLDER = 'Describe a sound, e.g. "rain on a tin roof"'
+# (engine.search mode, button text, tooltip, placeholder of the query box)
+MODES = [
+    (
+        "both",
+        "Both",
+        "Match what files sound like and their names and metadata (Ctrl+1)",
+        'Describe or name a sound, e.g. "rain on a tin roof", door -metal',
+    ),
+    ("content", "Sound", "Match only what files sound like (Ctrl+2)", PLACEHOLDER),
+    (
+        "keywords",
+        "Keywords",
+        "Match only file names, folders and metadata: words, \"phrases\", -exclude, OR, prefix*, "
+        "category:, library:, designer: (Ctrl+3)",
+        "Words in names and metadata, e.g. door slam -metal category:doors",
+    ),
+]
 
 
 class SearchBar(QWidget):
@@ -15,6 +33,7 @@ class SearchBar(QWidget):
     back = Signal()
     forward = Signal()
     into_results = Signal()  # ↓ in the box
+    mode_changed = Signal(str)  # "both" | "content" | "keywords", when the user picks one
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -34,19 +53,45 @@ class SearchBar(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.25)
         self.edit.setFont(font)
         self.edit.setMinimumHeight(self.edit.fontMetrics().height() + 14)
+        self.mode_group = QActionGroup(self)
+        self.mode_group.setExclusive(True)
+        self.mode_actions: dict[str, QAction] = {}
+        self._placeholders = {}
+        lay_modes = []
+        for i, (mode, text, tip, placeholder) in enumerate(MODES):
+            a = QAction(text, self)
+            a.setCheckable(True)
+            a.setData(mode)
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+            a.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            self.mode_group.addAction(a)
+            self.mode_actions[mode] = a
+            self._placeholders[mode] = placeholder
+            button = QToolButton(self)
+            button.setDefaultAction(a)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes from the box to the results
+            lay_modes.append(button)
         self.busy = QLabel("", self)
         self.busy.setMinimumWidth(90)
         self.busy.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         lay.addWidget(self.back_button)
         lay.addWidget(self.forward_button)
         lay.addWidget(self.edit, 1)
+        lay.addSpacing(4)
+        for button in lay_modes:
+            lay.addWidget(button)
+        lay.setSpacing(4)
         lay.addWidget(self.busy)
         self.back_button.clicked.connect(self.back)
         self.forward_button.clicked.connect(self.forward)
         self.edit.textEdited.connect(self.text_edited)
         self.edit.returnPressed.connect(lambda: self.submitted.emit(self.edit.text()))
         self.edit.installEventFilter(self)
+        self.mode_group.triggered.connect(self._mode_triggered)
         self.set_history_enabled(False, False)
+        self.set_mode("both")
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.edit and event.type() == QEvent.Type.KeyPress:
@@ -55,6 +100,19 @@ class SearchBar(QWidget):
                 self.into_results.emit()
                 return True
         return super().eventFilter(obj, event)
+
+    def _mode_triggered(self, action: QAction) -> None:
+        self.edit.setPlaceholderText(self._placeholders[action.data()])
+        self.mode_changed.emit(action.data())
+
+    def set_mode(self, mode: str) -> None:
+        """Show ``mode`` as the current search mode (without emitting ``mode_changed``)."""
+        action = self.mode_actions.get(mode, self.mode_actions["both"])
+        action.setChecked(True)
+        self.edit.setPlaceholderText(self._placeholders[action.data()])
+
+    def mode(self) -> str:
+        return self.mode_group.checkedAction().data()
 
     def set_history_enabled(self, can_back: bool, can_forward: bool) -> None:
         self.back_button.setEnabled(can_back)
