@@ -16,8 +16,10 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from desktop_app.categories import CategoryController
 from desktop_app.clips import Clip
-from desktop_app.formatting import fmt_clock, fmt_duration
+from desktop_app.details import hit_details
+from desktop_app.formatting import fmt_clock, fmt_duration, fmt_status
 from desktop_app.history import History, Query
 from desktop_app.player import Player
 from desktop_app.preview import PreviewController
@@ -74,6 +76,7 @@ class EarshotApp(QObject):
         )
         self.model = ResultsModel(self)
         self.window = MainWindow(self.model)
+        self.categories = CategoryController(self.runner, self.window, self)
         self.library_dialog: LibraryDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         self._warned_untrained = False
@@ -93,6 +96,7 @@ class EarshotApp(QObject):
         self.window.transport.set_volume(self.settings.volume)
         self.preview.open_audio(self.settings.audio_device or None)
         self.session.open(*self.library_args())
+        self.categories.load()
         if show:
             self.window.show()
         self.window.search_bar.edit.setFocus()
@@ -109,6 +113,7 @@ class EarshotApp(QObject):
         self.store.set_state("header", w.results.horizontalHeader().saveState())
         self.store.set_state("geometry", w.saveGeometry())
         self.store.set_state("splitter", w.splitter.saveState())
+        self.store.set_state("side_splitter", w.side_splitter.saveState())
         self.store.sync()
         self.preview.close()
         self.session.close()
@@ -119,12 +124,16 @@ class EarshotApp(QObject):
             ("header", w.results.horizontalHeader().restoreState),
             ("geometry", w.restoreGeometry),
             ("splitter", w.splitter.restoreState),
+            ("side_splitter", w.side_splitter.restoreState),
         ):
             state = self.store.state(key)
             if state is not None:
                 restore(state)
         h = self.search.history
         w.search_bar.set_history_enabled(h.can_back, h.can_forward)
+        w.search_bar.set_mode(self.settings.search_mode)
+        self.search.mode = w.search_bar.mode()
+        w.show_details_panel(self.settings.show_details)
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -164,6 +173,8 @@ class EarshotApp(QObject):
         s.failed.connect(self._search_failed)
         s.searching.connect(lambda busy: bar.set_busy("searching…" if busy else ""))
         w.filters.changed.connect(s.set_filters)
+        bar.mode_changed.connect(self._mode_changed)
+        w.act_details.toggled.connect(self._details_toggled)
 
         res.current_hit_changed.connect(self._current_hit)
         res.toggle_play.connect(self.toggle_play)
@@ -213,10 +224,7 @@ class EarshotApp(QObject):
 
     def _opened(self, status: dict) -> None:
         self.window.notice.hide()
-        if not status.get("roots") and not self.writer.busy:
-            self.window.show_empty_state(True)
-        else:
-            self.window.show_empty_state(False)
+        self.window.show_empty_state(not status.get("roots") and not self.writer.busy)
         if not status["bundle"].get("trained", True) and not self._warned_untrained:
             self._warned_untrained = True
             self.window.notice.show_notice(
@@ -226,14 +234,11 @@ class EarshotApp(QObject):
             )
 
     def _status_changed(self, status: dict) -> None:
-        b = status["bundle"]
-        self.window.set_status(
-            f"{status['files']:,} sounds · {status['audio_hours']:.1f} h · {status['errors']:,} failed · "
-            f"model {b['name']} {b['version']}"
-        )
-        self.window.filters.set_folders([r["path"] for r in status.get("roots", [])])
-        self.model.set_roots([r["path"] for r in status.get("roots", [])])
-        if status.get("roots"):
+        self.window.set_status(fmt_status(status))
+        roots = [r["path"] for r in status.get("roots", [])]
+        self.window.filters.set_folders(roots)
+        self.model.set_roots(roots)
+        if roots:
             self.window.show_empty_state(False)
         if self.library_dialog is not None:
             self.library_dialog.set_status(status)
@@ -295,17 +300,19 @@ class EarshotApp(QObject):
     # -- results --------------------------------------------------------------------------------
 
     def _show_results(self, result: SearchResult) -> None:
+        w = self.window
         self.model.set_hits(result.hits)
-        q, n = result.query, len(result.hits)
-        if not q.text and q.kind == "text":
-            text = ""
-        elif n == 0:
-            text = f"No sounds match “{q.label}”" + (
-                "" if result.filters.is_empty() else " with these filters"
-            )
-        else:
-            text = f"{n} results for “{q.label}” · {result.seconds * 1000:.0f} ms"
-        self.window.set_results_label(text)
+        w.results.set_optional_columns(self.model.filled_columns)
+        w.details.show_details(hit_details(w.results.current_hit()))
+        w.set_results_label(result.summary())
+
+    def _mode_changed(self, mode: str) -> None:
+        self.settings.search_mode = mode
+        self.search.set_mode(mode)
+
+    def _details_toggled(self, on: bool) -> None:
+        self.settings.show_details = on
+        self.window.details.setVisible(on)
 
     def _search_failed(self, message: str) -> None:
         self.window.set_results_label(message)
@@ -318,6 +325,7 @@ class EarshotApp(QObject):
             res.select_row(0)
 
     def _current_hit(self, hit: Hit | None) -> None:
+        self.window.details.show_details(hit_details(hit))
         if hit is None or not self.settings.auto_preview:
             return
         self._preview_hit(hit)

@@ -1,4 +1,4 @@
-"""Pure text formatting for the views: times, rates, channel counts, ETAs (no Qt)."""
+"""Pure text formatting for the views: times, rates, channel counts, ETAs, the library status (no Qt)."""
 
 from __future__ import annotations
 
@@ -73,3 +73,13 @@ def fmt_when(timestamp: float | None, now: float | None = None) -> str:
     if 0 <= age < 3600:
         return f"{int(age // 60)} min ago"
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def fmt_status(status: dict) -> str:
+    """The status bar's library line from ``engine.status.library_status``:
+    ``'1,234 sounds · 3.5 h · 2 failed · model earshot-sfx-small 1.0.0'``."""
+    b = status["bundle"]
+    return (
+        f"{status['files']:,} sounds · {status['audio_hours']:.1f} h · {status['errors']:,} failed · "
+        f"model {b['name']} {b['version']}"
+    )

@@ -1,4 +1,4 @@
-"""Search as you type (debounced), "find similar", filters and the back/forward history."""
+"""Search as you type (debounced), "find similar", filters, the search mode and the back/forward history."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class SearchController(QObject):
         self.session = session
         self.history = history or History()
         self.filters = Filters()
+        self.mode = "both"
         self.current: Query | None = None
         self._pending_text = ""
         self._debounce = QTimer(self)
@@ -86,6 +87,14 @@ class SearchController(QObject):
         if self.current is not None:
             self._run(self.current, record=False)
 
+    def set_mode(self, mode: str) -> None:
+        """``"both"``, ``"content"`` or ``"keywords"``: re-runs the current text query."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        if self.current is not None and self.current.kind == "text":
+            self._run(self.current, record=False)
+
     def rerun(self) -> None:
         if self.current is not None:
             self._run(self.current, record=False)
@@ -119,10 +128,12 @@ class SearchController(QObject):
             self.history.push(q)
             self._emit_history()
         self.searching.emit(True)
-        self.session.search(q, self.filters)
+        self.session.search(q, self.filters, mode=self.mode)
 
     def _on_results(self, result: SearchResult) -> None:
         if result.query != self.current or result.filters != self.filters:
+            return
+        if result.query.kind == "text" and result.mode != self.mode:
             return
         self.searching.emit(False)
         self.results.emit(result)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_K = 100
 STATUS_REFRESH_MS = 2000
+MODE_LABELS = {"both": "sound + keywords", "content": "sound", "keywords": "keywords"}
 
 
 @dataclass
@@ -31,6 +32,17 @@ class SearchResult:
     filters: Filters
     hits: list[Hit]
     seconds: float
+    mode: str = "both"  # how a text query was matched (engine.search.Searcher.search)
+
+    def summary(self) -> str:
+        """The line above the results: ``'12 results for “door” · sound + keywords · 8 ms'``."""
+        q, n = self.query, len(self.hits)
+        if not q.text and q.kind == "text":
+            return ""
+        if n == 0:
+            return f"No sounds match “{q.label}”" + ("" if self.filters.is_empty() else " with these filters")
+        how = f" · {MODE_LABELS.get(self.mode, self.mode)}" if q.kind == "text" else ""
+        return f"{n} result{'s' if n != 1 else ''} for “{q.label}”{how} · {self.seconds * 1000:.0f} ms"
 
 
 @dataclass
@@ -171,9 +183,12 @@ class Session(QObject):
 
     # -- searching ------------------------------------------------------------------------------
 
-    def search(self, query: Query, filters: Filters | None = None, k: int = RESULTS_K) -> None:
+    def search(
+        self, query: Query, filters: Filters | None = None, k: int = RESULTS_K, mode: str = "both"
+    ) -> None:
         """Run a text or "similar" query; ``results_ready`` or ``search_failed`` follows (stale ones are
-        dropped)."""
+        dropped). ``mode`` (text queries): ``"both"`` (sound and keywords, fused), ``"content"`` (what
+        files sound like) or ``"keywords"`` (names and metadata); see ``engine.search.Searcher.search``."""
         filters = filters or Filters()
         lib = self.lib
         if lib is None:
@@ -188,8 +203,8 @@ class Session(QObject):
             if query.kind == "similar":
                 hits = s.similar(query.path, k, filters, start_s=query.start_s, end_s=query.end_s)
             else:
-                hits = s.search_text(query.text, k, filters)
-            return SearchResult(query, filters, hits, time.perf_counter() - t0)
+                hits = s.search(query.text, k, filters, mode=mode)
+            return SearchResult(query, filters, hits, time.perf_counter() - t0, mode)
 
         self.runner.submit(
             work,

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 ORGANISATION = "Earshot"
 APPLICATION = "earshot-app"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SEARCH_MODES = ("both", "content", "keywords")  # engine.search.Searcher.search modes
 
 
 @dataclass
@@ -31,6 +32,8 @@ class AppSettings:
     volume: float = 0.8  # 0..1
     loop: bool = False
     auto_preview: bool = True  # play each result as the selection moves
+    search_mode: str = "both"  # one of SEARCH_MODES: sound and keywords, sound only, keywords only
+    show_details: bool = True  # the metadata panel beside the results
 
 
 def _coerce(value, default):
@@ -56,6 +59,8 @@ class SettingsStore:
         for f in fields(AppSettings):
             default = getattr(s, f.name)
             setattr(s, f.name, _coerce(self.q.value(f"settings/{f.name}", default), default))
+        if s.search_mode not in SEARCH_MODES:
+            s.search_mode = AppSettings.search_mode
         return s
 
     def save(self, s: AppSettings) -> None:
@@ -87,10 +92,16 @@ class SettingsStore:
 
 
 def _upgrade(q: QSettings) -> None:
-    """Bring settings written by an older version to :data:`SCHEMA_VERSION` (nothing to do yet)."""
+    """Bring settings written by an older version to :data:`SCHEMA_VERSION`.
+
+    1 → 2: the results table gained the Description and Category columns, so a saved header layout
+    (widths and order by column position) no longer fits and is dropped.
+    """
     version = int(q.value("schema_version", 0) or 0)
     if version > SCHEMA_VERSION:
         log.warning("settings were written by a newer Earshot (schema %d); unknown keys are ignored", version)
         return
+    if version < 2:
+        q.remove("ui/header")
     if version < SCHEMA_VERSION:
         q.setValue("schema_version", SCHEMA_VERSION)

@@ -20,11 +20,29 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_app.formatting import eta_seconds
 from desktop_app.tasks import TaskRunner
+from engine.errors import LibraryLockedError
 from engine.indexer import CancelToken, Indexer, IndexSummary, Progress
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1
+# A search that rebuilds the vector index saves it under the library's write lock, for a moment; the
+# writer waits this long for the lock before reporting another process as the writer.
+LOCK_WAIT_S = 3.0
+
+
+def acquire_writer(lib, token: CancelToken | None = None, wait_s: float = LOCK_WAIT_S) -> None:
+    """``lib.acquire_writer()``, retried for up to ``wait_s`` seconds while the lock is busy (raises
+    :class:`~engine.errors.LibraryLockedError` after that, or at once when ``token`` is cancelled)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            lib.acquire_writer()
+            return
+        except LibraryLockedError:
+            if time.monotonic() >= deadline or (token is not None and token.cancelled):
+                raise
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,7 @@ class LibraryWriter(QObject):
 
         def job(lib, token):
             try:
-                lib.acquire_writer()
+                acquire_writer(lib)
                 return remove_root(lib, Path(folder))
             finally:
                 lib.release_writer()
@@ -182,7 +200,7 @@ class LibraryWriter(QObject):
 
         indexer = Indexer(lib, commit_windows=self.commit_windows, commit_seconds=self.commit_seconds)
         try:
-            lib.acquire_writer()
+            acquire_writer(lib, token)
             return indexer.run(roots, on_progress=on_progress, cancel=token, retry_failed=retry_failed)
         finally:
             lib.release_writer()

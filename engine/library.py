@@ -123,21 +123,7 @@ class Library:
         for ids, vecs in db.iter_vectors(conn, self.bundle.bundle_id, self.bundle.dim):
             self._index.add(ids, vecs)
         self._index_gen = gen
-        self._save_index_if_writer_or_free()
-
-    def _save_index_if_writer_or_free(self) -> None:
-        if self.is_writer:
-            self.save_index()
-            return
-        lock = FileLock(str(self.path / "write.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return
-        try:
-            self.save_index()
-        finally:
-            lock.release()
+        self.save_index()  # a reader shares its rebuild too: saving takes only the index file's lock
 
     def sync_index(self) -> VectorIndex:
         """The in-memory index, brought up to the database's current generation."""
@@ -179,12 +165,20 @@ class Library:
             self._index_gen = gen
 
     def save_index(self) -> None:
-        """Save the index atomically with the generation it matches; the writer then prunes the
-        tombstones that the saved file already reflects."""
+        """Save the index atomically with the generation it matches (never over a newer saved one); the
+        writer then prunes the tombstones that the saved file already reflects."""
         with self._index_lock:
             if self._index is None:
                 return
-            self._index.save(self._index_gen)
+            try:
+                with FileLock(str(self.index_path) + ".lock", timeout=30):
+                    saved = VectorIndex.read_meta(self.index_path)
+                    if saved and isinstance(saved.get("generation"), int) and saved["generation"] > self._index_gen:
+                        return
+                    self._index.save(self._index_gen)
+            except Timeout:
+                log.warning("index %s is locked by another process; not saved", self.index_path)
+                return
             if self.is_writer:
                 with self.engine.begin() as conn:
                     conn.execute(delete(db.Tombstone).where(db.Tombstone.generation <= self._index_gen))

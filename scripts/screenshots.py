@@ -7,8 +7,10 @@ library with the shipped default model, indexes the folder, and saves PNGs into 
 
     app-empty.png      first start: the empty state
     app-indexing.png   indexing in the background, already searchable
-    app-search.png     a query, the selected result previewing with its best match highlighted
+    app-search.png     a query, the selected result previewing with its best match highlighted, and its
+                       metadata in the details panel
     app-similar.png    "find similar" on a result
+    app-categories.png the UCS category browser, searched for "--category-query"
     app-library.png    the library view with the failed files
     app-settings.png   settings with the model card
 
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--model", help="bundle (default: the shipped default)")
     parser.add_argument("--query", default="explosion", help="the query shown in app-search.png")
+    parser.add_argument("--category-query", default="door", help="typed into the category browser")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not CORPUS.is_dir():
@@ -203,6 +206,12 @@ def _shoot(args, tmp: Path) -> int:
     QTest.keyClick(w.results, Qt.Key.Key_Down)
     pump(0.5)
     save(w, "app-similar.png")
+
+    w.act_categories.trigger()
+    browser = app.categories.browser
+    QTest.keyClicks(browser.search, args.category_query)
+    save(browser, "app-categories.png")
+    browser.close()
 
     app.show_library()
     pump(10, lambda: app.runner.pending == 0)

@@ -137,7 +137,15 @@ class FiltersPanel(QWidget):
         self._emit()
 
     def clear(self) -> None:
-        widgets = (self.min_dur, self.max_dur, self.rate, self.channels, self.format, self.folder, self.category)
+        widgets = (
+            self.min_dur,
+            self.max_dur,
+            self.rate,
+            self.channels,
+            self.format,
+            self.folder,
+            self.category,
+        )
         for w in widgets:
             w.blockSignals(True)
         self.min_dur.setValue(0)

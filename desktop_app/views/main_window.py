@@ -124,8 +124,12 @@ class MainWindow(QMainWindow):
         self.act_copy = act("&Copy path", "Ctrl+Shift+C")
         self.act_loop = act("&Loop", tip="L")
         self.act_loop.setCheckable(True)
-        self.act_categories = act("&Categories…", "Ctrl+Shift+K", "Browse the UCS categories and filter by one")
-        self.act_details = act("&Details panel", "Ctrl+I", "Show the selected file's metadata beside the results")
+        self.act_categories = act(
+            "&Categories…", "Ctrl+Shift+K", "Browse the UCS categories and filter by one"
+        )
+        self.act_details = act(
+            "&Details panel", "Ctrl+I", "Show the selected file's metadata beside the results"
+        )
         self.act_details.setCheckable(True)
         self.act_details.setChecked(True)
         for a in (self.act_similar, self.act_reveal, self.act_copy):

@@ -20,7 +20,7 @@ MODES = [
     (
         "keywords",
         "Keywords",
-        "Match only file names, folders and metadata: words, \"phrases\", -exclude, OR, prefix*, "
+        'Match only file names, folders and metadata: words, "phrases", -exclude, OR, prefix*, '
         "category:, library:, designer: (Ctrl+3)",
         "Words in names and metadata, e.g. door slam -metal category:doors",
     ),
@@ -56,8 +56,8 @@ class SearchBar(QWidget):
         self.mode_group = QActionGroup(self)
         self.mode_group.setExclusive(True)
         self.mode_actions: dict[str, QAction] = {}
-        self._placeholders = {}
-        lay_modes = []
+        self._placeholders: dict[str, str] = {}
+        self.mode_buttons: list[QToolButton] = []
         for i, (mode, text, tip, placeholder) in enumerate(MODES):
             a = QAction(text, self)
             a.setCheckable(True)
@@ -72,7 +72,7 @@ class SearchBar(QWidget):
             button = QToolButton(self)
             button.setDefaultAction(a)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes from the box to the results
-            lay_modes.append(button)
+            self.mode_buttons.append(button)
         self.busy = QLabel("", self)
         self.busy.setMinimumWidth(90)
         self.busy.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -80,9 +80,8 @@ class SearchBar(QWidget):
         lay.addWidget(self.forward_button)
         lay.addWidget(self.edit, 1)
         lay.addSpacing(4)
-        for button in lay_modes:
+        for button in self.mode_buttons:
             lay.addWidget(button)
-        lay.setSpacing(4)
         lay.addWidget(self.busy)
         self.back_button.clicked.connect(self.back)
         self.forward_button.clicked.connect(self.forward)

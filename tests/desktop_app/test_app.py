@@ -10,24 +10,17 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 from PySide6.QtTest import QTest
 
-from desktop_app.app import EarshotApp, Overrides
+from desktop_app.app import EarshotApp
 from desktop_app.results_model import COL
-from desktop_app.settings import AppSettings, SettingsStore
-from desktop_app.tasks import SyncPool
+from desktop_app.settings import AppSettings
 from engine.indexer import Indexer
 from engine.library import Library
 from tests import audio_fixtures as af
-from tests.bundles import make_tiny_bundle
-from tests.desktop_app.conftest import write_alsa_config
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+from tests.desktop_app.conftest import search, write_alsa_config
 
 
 @pytest.fixture(scope="module")
@@ -48,35 +41,6 @@ def indexed(tmp_path_factory, bundle_dir, sounds) -> Path:
 
 
 @pytest.fixture
-def make_app(qtbot, tmp_path, bundle_dir):
-    apps: list[EarshotApp] = []
-
-    def make(
-        library: Path | None = None, *, threads: bool = False, settings: Path | None = None
-    ) -> EarshotApp:
-        store = SettingsStore(
-            QSettings(str(settings or tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        )
-        pools = {} if threads else {"pool": SyncPool(), "writer_pool": SyncPool()}
-        ea = EarshotApp(
-            store,
-            Overrides(str(library or tmp_path / "lib"), str(bundle_dir), "cpu"),
-            debounce_ms=0,
-            reveal=lambda p: ea.revealed.append(p) or True,
-            **pools,
-        )
-        ea.revealed = []
-        qtbot.addWidget(ea.window)
-        ea.start(show=True)
-        apps.append(ea)
-        return ea
-
-    yield make
-    for ea in apps:
-        ea.shutdown()
-
-
-@pytest.fixture
 def app(make_app, indexed, tmp_path) -> EarshotApp:
     lib = tmp_path / "lib"
     shutil.copytree(indexed, lib)
@@ -86,13 +50,6 @@ def app(make_app, indexed, tmp_path) -> EarshotApp:
 def ok_files(sounds: Path) -> int:
     readable_bad = 1 + (os.geteuid() == 0)  # the truncated WAV, and the mode-000 file when we are root
     return sum(1 for s in af.LIBRARY if s.writable()) + readable_bad
-
-
-def search(qtbot, app: EarshotApp, text: str) -> None:
-    bar = app.window.search_bar
-    bar.edit.clear()
-    QTest.keyClicks(bar.edit, text)
-    qtbot.waitUntil(lambda: app.search.current is not None and app.search.current.text == text, timeout=3000)
 
 
 def wait_playing(qtbot, app: EarshotApp, path: str) -> None:

@@ -7,7 +7,15 @@ import pytest
 import soundfile as sf
 
 from desktop_app.clips import Clip, ClipCache, compute_peaks, export_region
-from desktop_app.formatting import eta_seconds, fmt_channels, fmt_clock, fmt_duration, fmt_eta, fmt_rate
+from desktop_app.formatting import (
+    eta_seconds,
+    fmt_channels,
+    fmt_clock,
+    fmt_duration,
+    fmt_eta,
+    fmt_rate,
+    fmt_status,
+)
 from desktop_app.history import History, Query
 from desktop_app.reveal import reveal_command
 from desktop_app.views.waveform import fit_peaks
@@ -29,6 +37,8 @@ def test_formatting() -> None:
     assert eta_seconds(0, 100, 10) is None
     assert eta_seconds(25, 100, 10.0) == pytest.approx(30.0)
     assert eta_seconds(100, 100, 10.0) == 0.0
+    status = {"files": 1234, "audio_hours": 3.46, "errors": 2, "bundle": {"name": "sfx", "version": "1.0.0"}}
+    assert fmt_status(status) == "1,234 sounds · 3.5 h · 2 failed · model sfx 1.0.0"
 
 
 def test_history_back_forward_and_refinement() -> None:

@@ -1,0 +1,120 @@
+"""Feature cache (frozen backbones) and decoded-audio store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine.audio import iter_windows, load_mono
+from engine.errors import AudioError
+from engine.models.registry import build_audio_backbone, build_text_backbone
+from training.augment.mix import frame, mix_signals
+from training.config import BackboneConfig
+from training.data.readers import Clip
+from training.features import AudioStore, FeatureStore, FrozenBackbone
+
+AUDIO = BackboneConfig("tiny", "tiny_test", {"sample_rate": 16000, "out_dim": 8, "seed": 0})
+TEXT = BackboneConfig("tiny", "tiny_test", {"out_dim": 8, "seed": 0})
+
+
+def _wav(path: Path, seconds: float, seed: int) -> Path:
+    sig = np.random.default_rng(seed).standard_normal(int(16000 * seconds)).astype(np.float32) * 0.2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, sig, 16000)
+    return path
+
+
+def test_store_round_trip_and_persistence(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path / "s", {"x": 1})
+    store.add({"a": np.ones((2, 3)), "b": np.arange(3.0)})
+    store.add({"c": np.full((1, 3), 5.0)})
+    again = FeatureStore(tmp_path / "s")
+    feats, offsets = again.stack(["c", "a", "b"])
+    assert offsets.tolist() == [0, 1, 3, 4]
+    assert feats.dtype == np.float32 and feats.tolist() == [[5, 5, 5], [1, 1, 1], [1, 1, 1], [0, 1, 2]]
+    assert again.missing(["a", "z", "z"]) == ["z"]
+    with pytest.raises(ValueError, match="dimension"):
+        again.add({"d": np.ones((1, 4))})
+
+
+def test_audio_features_equal_the_backbone_on_engine_windows(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    clips = [
+        Clip(str(p), p, ("x",)) for p in (_wav(tmp_path / "a.wav", 2.3, 0), _wav(tmp_path / "b.wav", 0.4, 1))
+    ]
+    fb = FrozenBackbone("audio", AUDIO, tmp_path / "cache", sample_rate=16000, window_s=1.0, hop_s=0.5)
+    assert fb.prepare_audio(clips) == clips
+    feats, offsets = fb.audio_features(clips)
+    module = build_audio_backbone("tiny_test", AUDIO.config).eval()
+    with torch.no_grad():
+        ref = [
+            module(torch.from_numpy(w)).numpy()
+            for c in clips
+            for _, w in iter_windows(c.path, 16000, 1.0, 0.5)
+        ]
+    assert offsets.tolist() == [0, 4, 5]  # 2.3 s → 4 windows of 1 s every 0.5 s; 0.4 s → 1
+    np.testing.assert_allclose(feats, np.concatenate(ref), rtol=2e-3, atol=2e-3)  # float16 storage
+    # Cached: a second preparation computes nothing new.
+    shards = sorted(p.name for p in fb.store.dir.iterdir())
+    fb2 = FrozenBackbone("audio", AUDIO, tmp_path / "cache", sample_rate=16000, window_s=1.0, hop_s=0.5)
+    assert fb2.store.dir == fb.store.dir and fb2.prepare_audio(clips) == clips
+    assert sorted(p.name for p in fb2.store.dir.iterdir()) == shards
+    # Another windowing or other weights → another cache.
+    other = FrozenBackbone("audio", AUDIO, tmp_path / "cache", sample_rate=16000, window_s=1.0, hop_s=0.25)
+    seeded = FrozenBackbone(
+        "audio",
+        BackboneConfig("tiny", "tiny_test", {**AUDIO.config, "seed": 1}),
+        tmp_path / "cache",
+        sample_rate=16000,
+        window_s=1.0,
+        hop_s=0.5,
+    )
+    assert len({fb.store.dir, other.store.dir, seeded.store.dir}) == 3
+
+
+def test_mixtures_and_undecodable_clips(tmp_path: Path, caplog) -> None:
+    torch.set_num_threads(1)
+    a, b = _wav(tmp_path / "a.wav", 1.2, 2), _wav(tmp_path / "b.wav", 0.7, 3)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav file")
+    mix = Clip("mix:a|b", a, ("m",), mix=(str(a), str(b), -3.0))
+    clips = [mix, Clip(str(bad), bad, ("x",))]
+    fb = FrozenBackbone("audio", AUDIO, tmp_path / "cache", sample_rate=16000, window_s=1.0, hop_s=0.5)
+    assert fb.prepare_audio(clips) == [mix]
+    assert "left out" in caplog.text
+    feats, _ = fb.audio_features([mix])
+    signal = mix_signals(load_mono(a, 16000), load_mono(b, 16000), -3.0)
+    with torch.no_grad():
+        ref = (
+            build_audio_backbone("tiny_test", AUDIO.config)
+            .eval()(torch.from_numpy(frame(signal, 16000, 1.0, 0.5)))
+            .numpy()
+        )
+    np.testing.assert_allclose(feats, ref, rtol=2e-3, atol=2e-3)
+
+
+def test_text_features_are_cached_per_text(tmp_path: Path) -> None:
+    fb = FrozenBackbone("text", TEXT, tmp_path / "cache")
+    feats = fb.text_features(["a dog barks", "rain", "a dog barks"])
+    ref = build_text_backbone("tiny_test", TEXT.config).encode(["a dog barks", "rain"]).numpy()
+    np.testing.assert_allclose(feats, ref[[0, 1, 0]], rtol=2e-3, atol=2e-3)
+    assert len(fb.store) == 2
+
+
+def test_audio_store_decodes_once(tmp_path: Path) -> None:
+    a = _wav(tmp_path / "a.wav", 0.5, 4)
+    store = AudioStore(16000, tmp_path / "cache")
+    clip = Clip(str(a), a, ("x",))
+    sig = store.load(clip)
+    np.testing.assert_allclose(sig, load_mono(a, 16000), atol=1e-3)
+    assert len(list((tmp_path / "cache" / "audio-16000").glob("*.npy"))) == 1
+    fresh = AudioStore(16000, tmp_path / "cache")
+    np.testing.assert_array_equal(fresh.load(clip), sig)  # read back from the cache file
+    missing = Clip("gone", tmp_path / "gone.wav", ("x",))
+    with pytest.raises(AudioError):
+        store.load(missing)
+    assert store.prepare([clip, missing]) == [clip]

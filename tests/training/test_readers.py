@@ -1,0 +1,118 @@
+"""Corpus readers (Clotho, AudioCaps, WavCaps, generic CSV/JSONL, Debian SFX) and evaluation sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.training import synthetic as syn
+from training.config import EvalSetConfig, QueriesConfig, SourceConfig
+from training.data.readers import DataError, build_eval_set, read_source, read_sources
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_clotho_five_captions_per_file(tmp_path: Path) -> None:
+    csv = _write(
+        tmp_path / "clotho_captions_development.csv",
+        "file_name,caption_1,caption_2,caption_3,caption_4,caption_5\n"
+        "b.wav,rain on a roof,rain falls,heavy rain,rain on a roof,rain drips\n"
+        'a.wav,"a dog barks, twice",dog barking,a dog,barking dog,the dog barks\n',
+    )
+    clips = read_source(SourceConfig("clotho", str(csv), audio_root=str(tmp_path / "dev"), split="train"))
+    assert [c.path.name for c in clips] == ["a.wav", "b.wav"]  # sorted by path
+    assert clips[0].captions[0] == "a dog barks, twice" and len(clips[0].captions) == 5
+    assert len(clips[1].captions) == 4  # the duplicate caption is dropped
+    assert clips[0].path == (tmp_path / "dev" / "a.wav").resolve() and clips[0].split == "train"
+
+
+def test_audiocaps_groups_rows_of_one_file(tmp_path: Path) -> None:
+    csv = _write(
+        tmp_path / "val.csv",
+        "audiocap_id,youtube_id,start_time,caption\n1,abc,30,A man speaks\n2,abc,30,Someone talks\n3,xyz,0,Birds sing\n",
+    )
+    clips = read_source(SourceConfig("audiocaps", str(csv), audio_root=str(tmp_path)))
+    assert [(c.path.name, len(c.captions)) for c in clips] == [("abc_30.wav", 2), ("xyz_0.wav", 1)]
+    custom = read_source(SourceConfig("audiocaps", str(csv), options={"filename": "Y{youtube_id}.flac"}))
+    assert custom[0].path.name == "Yabc.flac"
+    with pytest.raises(DataError, match="unknown column 'nope'"):
+        read_source(SourceConfig("audiocaps", str(csv), options={"filename": "{nope}.wav"}))
+
+
+def test_wavcaps_json(tmp_path: Path) -> None:
+    doc = {
+        "data": [
+            {"id": "7", "caption": "Wind blows.", "duration": 12.5},
+            {"id": "3", "caption": "A bell rings.", "audio": "x/3.wav"},
+        ]
+    }
+    path = _write(tmp_path / "fsd_final.json", json.dumps(doc))
+    clips = read_source(SourceConfig("wavcaps", str(path), audio_root=str(tmp_path / "audio")))
+    assert [c.path.relative_to(tmp_path / "audio").as_posix() for c in clips] == ["7.flac", "x/3.wav"]
+    assert clips[0].duration_s == 12.5
+    _write(tmp_path / "broken.json", "{")
+    with pytest.raises(DataError, match="cannot read the WavCaps"):
+        read_source(SourceConfig("wavcaps", str(tmp_path / "broken.json")))
+
+
+def test_generic_csv_and_jsonl_with_split_filter(tmp_path: Path) -> None:
+    csv = _write(tmp_path / "caps.csv", "path,caption,split\nx.wav,door slam,train\ny.wav,door creak,val\n")
+    jsonl = _write(
+        tmp_path / "caps.jsonl",
+        '{"path": "x.wav", "caption": "door slam"}\n\n{"path": "z.wav", "caption": "a knock"}\n',
+    )
+    assert [c.path.name for c in read_source(SourceConfig("captions", str(csv), split="val"))] == ["y.wav"]
+    both = read_sources([SourceConfig("captions", str(csv)), SourceConfig("captions", str(jsonl))])
+    by_name = {c.path.name: c for c in both}
+    assert set(by_name) == {"x.wav", "y.wav", "z.wav"} and by_name["x.wav"].captions == ("door slam",)
+    _write(tmp_path / "bad.csv", "file,text\na,b\n")
+    with pytest.raises(DataError, match="lacks the column"):
+        read_source(SourceConfig("captions", str(tmp_path / "bad.csv")))
+    with pytest.raises(DataError, match="unknown data format"):
+        read_source(SourceConfig("freesound", str(csv)))
+    with pytest.raises(DataError, match="not found"):
+        read_source(SourceConfig("captions", str(tmp_path / "none.csv")))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    return syn.make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def test_debian_table_and_multi_relevance_queries(corpus: dict[str, Path]) -> None:
+    src = SourceConfig("debian_sfx", str(corpus["captions"]), audio_root=str(corpus["audio"]), split="test")
+    clips = read_source(src)
+    assert len(clips) == 10 and all(c.licence == "CC0-1.0" and c.split == "test" for c in clips)
+    assert all(len(c.captions) == 3 and c.concept == c.captions[0] for c in clips)
+    es = build_eval_set(EvalSetConfig((src,), QueriesConfig(str(corpus["queries"]), str(corpus["audio"]))))
+    assert sorted(es.queries) == sorted(syn.QUERIES.values())
+    for q, rel in zip(es.queries, es.relevant, strict=True):
+        concept = next(k for k, v in syn.QUERIES.items() if v == q)
+        assert {es.clips[i].path.parent.name for i in rel} == {concept} and len(rel) == 2
+
+
+def test_eval_set_from_captions_groups_identical_captions(corpus: dict[str, Path]) -> None:
+    src = SourceConfig("debian_sfx", str(corpus["captions"]), audio_root=str(corpus["audio"]), split="val")
+    es = build_eval_set(EvalSetConfig((src,)))
+    assert len(es.queries) == 15 and all(len(r) == 2 for r in es.relevant)
+
+
+def test_missing_audio_is_dropped_from_eval_sets(tmp_path: Path, corpus: dict[str, Path], caplog) -> None:
+    csv = _write(
+        tmp_path / "caps.csv",
+        f"path,caption\n{corpus['audio']}/hum/val_0.wav,low hum\n{tmp_path}/gone.wav,low hum\n",
+    )
+    es = build_eval_set(EvalSetConfig((SourceConfig("captions", str(csv)),)))
+    assert len(es.clips) == 1 and "missing" in caplog.text
+    with pytest.raises(DataError, match="none of the 1 audio files"):
+        build_eval_set(
+            EvalSetConfig(
+                (SourceConfig("captions", str(_write(tmp_path / "g.csv", "path,caption\ngone.wav,x\n"))),)
+            )
+        )
