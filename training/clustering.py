@@ -102,7 +102,7 @@ def hdbscan_labels(x: np.ndarray, k: int, *, seed: int = 0, **_: object) -> np.n
             "clustering.method = 'hdbscan' needs scikit-learn (pip install scikit-learn)"
         ) from exc
     x = _normalise(x)
-    labels = HDBSCAN(min_cluster_size=max(2, len(x) // (4 * max(1, k)))).fit_predict(x)
+    labels = HDBSCAN(min_cluster_size=max(2, len(x) // (4 * max(1, k))), copy=True).fit_predict(x)
     found = sorted(set(labels.tolist()) - {-1})
     if not found:
         raise ClusteringError("HDBSCAN found no clusters; use clustering.method = 'kmeans'")

@@ -131,16 +131,14 @@ class AisfxCNN(nn.Module):
     def load_pretrained(self, config: dict, bundle_dir: Path | None) -> None:
         """Load ``config["pretrained"]`` (a safetensors file, fp16 or fp32) into this module.
 
-        A relative path is resolved against ``bundle_dir``. Raises :class:`ModelError` when the file is
+        A relative path is resolved against ``bundle_dir`` (else the working directory: training recipes). Raises :class:`ModelError` when the file is
         missing, unreadable or does not match the architecture.
         """
         ref = config.get("pretrained")
         if not ref:
             raise ModelError("aisfx_cnn: the config names no pretrained weights ('pretrained')")
         path = Path(ref)
-        if not path.is_absolute():
-            if bundle_dir is None:
-                raise ModelError(f"aisfx_cnn: relative weights path {ref!r} needs a bundle directory")
+        if not path.is_absolute() and bundle_dir is not None:
             path = Path(bundle_dir) / path
         self.load_weights_file(path)
 

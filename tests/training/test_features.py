@@ -41,6 +41,15 @@ def test_store_round_trip_and_persistence(tmp_path: Path) -> None:
         again.add({"d": np.ones((1, 4))})
 
 
+def test_two_writers_sharing_a_store_lose_nothing(tmp_path: Path) -> None:
+    a, b = FeatureStore(tmp_path / "s"), FeatureStore(tmp_path / "s")  # e.g. two runs started together
+    a.add({"x": np.ones((1, 2))})
+    b.add({"y": np.full((2, 2), 2.0)})
+    a.add({"z": np.full((1, 2), 3.0)})
+    fresh = FeatureStore(tmp_path / "s")
+    assert fresh.stack(["x", "y", "z"])[0].tolist() == [[1, 1], [2, 2], [2, 2], [3, 3]]
+
+
 def test_audio_features_equal_the_backbone_on_engine_windows(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     clips = [

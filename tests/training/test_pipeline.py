@@ -227,6 +227,29 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     assert (runs / "split" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
 
 
+def test_gradient_accumulation_splits_the_batch_into_micro_batches(
+    tmp_path: Path, corpus: dict[str, Path]
+) -> None:
+    from training.loop import Trainer
+
+    rec, runs = _recipes(tmp_path, corpus, trainable=False)
+    recipe = load_recipe(
+        rec["stage1"],
+        ["train.grad_accum=2", "train.epochs=1", "train.cpu_threads=1", f"train.out={runs}/acc"],
+    )
+    trainer = Trainer(recipe)
+    shapes: list[tuple[int, ...]] = []
+    forward = trainer.task.forward
+
+    def record(sim, *args, **kwargs):
+        shapes.append(tuple(sim.shape))
+        return forward(sim, *args, **kwargs)
+
+    trainer.task.forward = record  # type: ignore[method-assign]
+    result = trainer.fit()
+    assert result.steps == 90 // 16 and shapes == [(8, 8)] * (2 * result.steps)
+
+
 def test_cli_reports_problems_without_a_traceback(tmp_path: Path, corpus: dict[str, Path], caplog) -> None:
     rec, runs = _recipes(tmp_path, corpus, trainable=False)
     assert main(["stage1", "--config", str(tmp_path / "missing.toml"), *QUIET]) == 1

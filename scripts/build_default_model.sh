@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Rebuild the embedded default model from scratch on a CPU: corpus → features → stage 1 (3 seeds) →
+# teacher → stage 2 → stage 3 → ensemble → export (+ the ablation table of the model card).
+#
+#   scripts/build_default_model.sh [RUNS_DIR] [BUNDLE_DEST]
+#     RUNS_DIR     default runs/sfx-small            (checkpoints, metrics, curves; git-ignored)
+#     BUNDLE_DEST  default RUNS_DIR/bundle/earshot-sfx-small-1.0.0
+#   Environment: SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
+#                QUICK=1 (a few clips per split, one epoch: the reduced form CI runs).
+# Needs the setup from scripts/setup.sh --dev and apt-get (Debian packages of sound effects).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/sfx-small}
+DEST=${2:-$RUNS/bundle/earshot-sfx-small-1.0.0}
+SEEDS=${SEEDS:-0 1 2}
+THREADS=${THREADS:-1}
+PY=.venv/bin/python
+R=training/recipes/sfx-small
+CORPUS=${CORPUS:-data/debian_sfx/corpus}
+
+# 1. The aiSFX weights (CC BY 4.0), converted once from the PyPI wheel to safetensors.
+if [[ ! -f cache/aisfx/aisfx_cnn.safetensors ]]; then
+  mkdir -p cache/aisfx/wheel
+  .venv/bin/pip download -q --no-deps "aisfx==0.1.2" -d cache/aisfx/wheel
+  (cd cache/aisfx/wheel && $PY -m zipfile -e aisfx-0.1.2-py2.py3-none-any.whl .)
+  $PY -m scripts.convert_aisfx --wheel-dir cache/aisfx/wheel --out cache/aisfx/aisfx_cnn.safetensors --fp16
+fi
+
+# 2. The corpus: Debian packages of sound effects (never the reserved evaluation packages).
+if [[ "${QUICK:-0}" != 1 && ! -f "$CORPUS/manifest.csv" ]]; then
+  $PY -m training.data.debian_sfx --inventory ../shared/data/sfx_inventory.csv --cache data/debian_sfx/cache \
+      --out "$CORPUS"
+  $PY -m training.data.debian_sfx --inventory training/data/extra_inventory.csv --cache data/debian_sfx/cache \
+      --out "$CORPUS"
+fi
+
+common=(--set "train.cpu_threads=$THREADS" --set "teacher.out=$RUNS/teacher")
+[[ -n "${EPOCHS:-}" ]] && common+=(--set "train.epochs=$EPOCHS")
+members=()
+for s in $SEEDS; do members+=("\"$RUNS/stage1-s$s\""); done
+teacher_members="[$(IFS=,; echo "${members[*]}")]"
+final=()
+for s in $SEEDS; do final+=("\"$RUNS/stage3-s$s\""); done
+final_members="[$(IFS=,; echo "${final[*]}")]"
+T() { $PY -m training.cli "$@" "${common[@]}"; }
+
+for s in $SEEDS; do
+  T stage1 --config $R/stage1.toml --set train.seed=$s --set train.out=$RUNS/stage1-s$s
+done
+T teacher --config $R/teacher.toml --set "teacher.members=$teacher_members"
+for s in $SEEDS; do
+  T stage2 --config $R/stage2.toml --set train.seed=$s --set train.init_from=$RUNS/stage1-s$s \
+    --set train.teacher=$RUNS/teacher --set train.out=$RUNS/stage2-s$s
+  T stage3 --config $R/stage3.toml --set train.seed=$s --set train.init_from=$RUNS/stage2-s$s \
+    --set train.teacher=$RUNS/teacher --set train.out=$RUNS/stage3-s$s
+done
+T ensemble --config $R/ensemble.toml --set "ensemble.members=$final_members" --set "ensemble.out=$RUNS/ensemble"
+for run in $RUNS/stage1-s* $RUNS/stage2-s* $RUNS/stage3-s*; do
+  T evaluate --config $R/stage3.toml --run "$run" >/dev/null
+done
+T export --config $R/export.toml --set "export.source=$RUNS/ensemble" --set "export.dest=$DEST"
+$PY -m training.ablation "$RUNS" "$DEST" | tee "$RUNS/ablation.md"
+echo "bundle: $DEST"
