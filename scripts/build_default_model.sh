@@ -6,7 +6,8 @@
 #     RUNS_DIR     default runs/sfx-small            (checkpoints, metrics, curves; git-ignored)
 #     BUNDLE_DEST  default RUNS_DIR/bundle/earshot-sfx-small-1.0.0
 #   Environment: SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
-#                QUICK=1 (a few clips per split, one epoch: the reduced form CI runs).
+#                RECIPE (default training/recipes/sfx-small), QUICK=1 (the reduced form the tests run: the
+#                recipe brings its own data and weights, so no corpus build, no download, no ablation table).
 # Needs the setup from scripts/setup.sh --dev and apt-get (Debian packages of sound effects).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +16,12 @@ DEST=${2:-$RUNS/bundle/earshot-sfx-small-1.0.0}
 SEEDS=${SEEDS:-0 1 2}
 THREADS=${THREADS:-1}
 PY=.venv/bin/python
-R=training/recipes/sfx-small
+R=${RECIPE:-training/recipes/sfx-small}
+QUICK=${QUICK:-0}
 CORPUS=${CORPUS:-data/debian_sfx/corpus}
 
 # 1. The aiSFX weights (CC BY 4.0), converted once from the PyPI wheel to safetensors.
-if [[ ! -f cache/aisfx/aisfx_cnn.safetensors ]]; then
+if [[ $QUICK != 1 && ! -f cache/aisfx/aisfx_cnn.safetensors ]]; then
   mkdir -p cache/aisfx/wheel
   .venv/bin/pip download -q --no-deps "aisfx==0.1.2" -d cache/aisfx/wheel
   (cd cache/aisfx/wheel && $PY -m zipfile -e aisfx-0.1.2-py2.py3-none-any.whl .)
@@ -27,7 +29,7 @@ if [[ ! -f cache/aisfx/aisfx_cnn.safetensors ]]; then
 fi
 
 # 2. The corpus: Debian packages of sound effects (never the reserved evaluation packages).
-if [[ "${QUICK:-0}" != 1 && ! -f "$CORPUS/manifest.csv" ]]; then
+if [[ $QUICK != 1 && ! -f "$CORPUS/manifest.csv" ]]; then
   $PY -m training.data.debian_sfx --inventory ../shared/data/sfx_inventory.csv --cache data/debian_sfx/cache \
       --out "$CORPUS"
   $PY -m training.data.debian_sfx --inventory training/data/extra_inventory.csv --cache data/debian_sfx/cache \
@@ -59,5 +61,10 @@ for run in $RUNS/stage1-s* $RUNS/stage2-s* $RUNS/stage3-s*; do
   T evaluate --config $R/stage3.toml --run "$run" >/dev/null
 done
 T export --config $R/export.toml --set "export.source=$RUNS/ensemble" --set "export.dest=$DEST"
-$PY -m training.ablation "$RUNS" "$DEST" | tee "$RUNS/ablation.md"
+if [[ $QUICK != 1 ]]; then
+  $PY -m training.ablation "$RUNS" "$DEST" | tee "$RUNS/ablation.md"
+  # The card is documentation, not part of bundle_id: add the ablation table and the known weaknesses.
+  { printf '\n## Ablation (test split, hand-checked multi-relevance queries)\n\n'; cat "$RUNS/ablation.md"
+    cat "$R/WEAKNESSES.md"; } >> "$DEST/MODEL_CARD.md"
+fi
 echo "bundle: $DEST"
