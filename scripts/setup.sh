@@ -28,4 +28,7 @@ fi
 extras="app"
 [[ $dev == 1 ]] && extras="app,train,dev"
 .venv/bin/pip install -q -e ".[${extras}]"
+# The PaSST network (full training recipe): its declared dependencies (timm → torchvision) would pull a CUDA
+# torch of several GB, and the network code needs only torch — so it is installed without them.
+.venv/bin/pip install -q --no-deps "hear21passt==0.0.26"
 echo "Earshot is set up in $(pwd)/.venv  (try: .venv/bin/earshot models)"
