@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -40,20 +39,10 @@ log = logging.getLogger("screenshots")
 
 
 def pick_files(n: int, seed: int = 1) -> list[Path]:
-    """``n`` files, round robin over the corpus' packages so that every kind of game is represented."""
-    by_pkg: dict[str, list[Path]] = {}
-    for p in sorted(CORPUS.rglob("*")):
-        if p.is_file() and p.suffix.lower() in AUDIO_EXT:
-            by_pkg.setdefault(p.relative_to(CORPUS).parts[0], []).append(p)
-    rng = random.Random(seed)
-    for files in by_pkg.values():
-        rng.shuffle(files)
-    out: list[Path] = []
-    while len(out) < n and any(by_pkg.values()):
-        for pkg in sorted(by_pkg):
-            if by_pkg[pkg] and len(out) < n:
-                out.append(by_pkg[pkg].pop())
-    return out
+    """``n`` corpus files spread over its packages (see :func:`training.data.debian_sfx.sample_clips`)."""
+    from training.data.debian_sfx import sample_clips
+
+    return sample_clips(CORPUS, n, seed=seed, extensions=frozenset(AUDIO_EXT))
 
 
 def make_folder(dest: Path, n: int) -> Path:

@@ -118,18 +118,25 @@ def _count_files(db: Path) -> int:
         return 0
 
 
-def test_kill_minus_9_mid_index_then_resume(tmp_path, tiny):
+def _index_in_background(tmp_path, tiny, *, until_files: int, n: int = 40):
+    """Start `earshot index` on ``n`` 6 s files in a subprocess (small batches: many commits) and wait
+    until ``until_files`` are committed. Returns (process, command, library folder)."""
     root = tmp_path / "many"
-    n = 40
     for i in range(n):
         af.write(root / f"f{i:02d}.wav", af.noise(6.0, 16000, seed=i), 16000)
     lib = tmp_path / "lib"
     cmd = [sys.executable, "-m", "engine.cli", "--library", str(lib), "--model", str(tiny), "index", str(root),
            "--batch", "2", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while _count_files(lib / "earshot.db") < 3 and time.monotonic() < deadline and proc.poll() is None:
+    while _count_files(lib / "earshot.db") < until_files and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
+    return proc, cmd, lib
+
+
+def test_kill_minus_9_mid_index_then_resume(tmp_path, tiny):
+    n = 40
+    proc, cmd, lib = _index_in_background(tmp_path, tiny, until_files=3, n=n)
     done_before = _count_files(lib / "earshot.db")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -146,17 +153,8 @@ def test_kill_minus_9_mid_index_then_resume(tmp_path, tiny):
 
 
 def test_ctrl_c_stops_cleanly_and_rerun_resumes(tmp_path, tiny):
-    root = tmp_path / "many"
     n = 40
-    for i in range(n):
-        af.write(root / f"f{i:02d}.wav", af.noise(6.0, 16000, seed=i), 16000)
-    lib = tmp_path / "lib"
-    cmd = [sys.executable, "-m", "engine.cli", "--library", str(lib), "--model", str(tiny), "index", str(root),
-           "--batch", "2", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while _count_files(lib / "earshot.db") < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    proc, cmd, _ = _index_in_background(tmp_path, tiny, until_files=2, n=n)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -27,6 +27,7 @@ import csv
 import fnmatch
 import io
 import logging
+import random
 import re
 import shutil
 import subprocess
@@ -1174,3 +1175,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def sample_clips(corpus: Path, n: int, *, seed: int = 0,
+                 extensions: frozenset[str] = frozenset({".wav", ".ogg", ".flac", ".oga", ".mp3"})) -> list[Path]:
+    """``n`` audio files of an extracted corpus, round robin over its packages (so every kind of game is
+    represented), shuffled per package with ``seed``. For demos, screenshots and benchmarks."""
+    by_pkg: dict[str, list[Path]] = {}
+    for p in sorted(Path(corpus).rglob("*")):
+        if p.is_file() and p.suffix.lower() in extensions:
+            by_pkg.setdefault(p.relative_to(corpus).parts[0], []).append(p)
+    rng = random.Random(seed)
+    for files in by_pkg.values():
+        rng.shuffle(files)
+    out: list[Path] = []
+    while len(out) < n and any(by_pkg.values()):
+        for pkg in sorted(by_pkg):
+            if by_pkg[pkg] and len(out) < n:
+                out.append(by_pkg[pkg].pop())
+    return out
