@@ -67,7 +67,6 @@ class Library:
         self._encoder = None
         self._index: VectorIndex | None = None
         self._index_gen = -1
-        self._index_max_id = 0
         self._index_lock = threading.RLock()
         self._write_lock: FileLock | None = None
 

@@ -6,6 +6,7 @@ text ─► fused query vector ─► HNSW k-NN over windows (oversampled) ─�
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -147,7 +148,7 @@ class Searcher:
         filters = filters or Filters()
         constraint = keyword.constraint_sql(parsed, "files.id")
         if constraint:
-            filters = Filters(**{**filters.__dict__, "keyword_constraint": (constraint[0], tuple(constraint[1]))})
+            filters = dataclasses.replace(filters, keyword_constraint=(constraint[0], tuple(constraint[1])))
         free = parsed.free_text
         content: list[Hit] = []
         if mode != "keywords" and free.strip():
@@ -158,7 +159,7 @@ class Searcher:
             kw = keyword.keyword_search(conn, parsed, KEYWORD_POOL)
             if kw and not filters.is_empty():
                 allowed = set()
-                for chunk in db._chunks([fid for fid, _ in kw], 900):
+                for chunk in db.chunks([fid for fid, _ in kw], 900):
                     allowed.update(conn.execute(
                         select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
                         .where(db.File.id.in_(chunk), *filters.clauses())
@@ -242,14 +243,14 @@ class Searcher:
         uniq = list(dict.fromkeys(int(i) for i in ids if i >= 0))
         info: dict[int, tuple[int, float, float]] = {}
         allowed: set[int] | None = None
-        for chunk in db._chunks(uniq, 900):
+        for chunk in db.chunks(uniq, 900):
             q = select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s).where(db.Window.id.in_(chunk))
             for wid, fid, s, e in conn.execute(q):
                 info[wid] = (fid, s, e)
         if not filters.is_empty():
             fids = sorted({v[0] for v in info.values()})
             allowed = set()
-            for chunk in db._chunks(fids, 900):
+            for chunk in db.chunks(fids, 900):
                 allowed.update(conn.execute(
                     select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
                     .where(db.File.id.in_(chunk), *filters.clauses())

@@ -279,7 +279,7 @@ def iter_vectors(
 def vectors_for_windows(conn: Connection, bundle_id: str, dim: int, window_ids: Iterable[int]) -> np.ndarray:
     ids = [int(i) for i in window_ids]
     out: dict[int, bytes] = {}
-    for chunk in _chunks(ids, 900):
+    for chunk in chunks(ids, 900):
         for wid, data in conn.execute(
             select(Vector.window_id, Vector.data).where(
                 Vector.bundle_id == bundle_id, Vector.window_id.in_(chunk)
@@ -289,7 +289,7 @@ def vectors_for_windows(conn: Connection, bundle_id: str, dim: int, window_ids: 
     return decode_vectors((out[i] for i in ids if i in out), dim)
 
 
-def _chunks(seq: list, n: int) -> Iterator[list]:
+def chunks(seq: list, n: int) -> Iterator[list]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
 
@@ -300,11 +300,11 @@ def _chunks(seq: list, n: int) -> Iterator[list]:
 def delete_file_windows(conn: Connection, file_ids: Iterable[int], gen: int) -> int:
     """Delete the windows (and, by cascade, vectors) of files; record tombstones at generation ``gen``."""
     total = 0
-    for chunk in _chunks([int(f) for f in file_ids], 900):
+    for chunk in chunks([int(f) for f in file_ids], 900):
         wids = conn.execute(select(Window.id).where(Window.file_id.in_(chunk))).scalars().all()
         if wids:
             conn.execute(insert(Tombstone).prefix_with("OR REPLACE"), [{"window_id": w, "generation": gen} for w in wids])
-            for wchunk in _chunks(list(wids), 900):
+            for wchunk in chunks(list(wids), 900):
                 conn.execute(delete(Window).where(Window.id.in_(wchunk)))
         total += len(wids)
     return total
@@ -316,7 +316,7 @@ def delete_files(conn: Connection, file_ids: Iterable[int], gen: int) -> int:
 
     ids = [int(f) for f in file_ids]
     n = delete_file_windows(conn, ids, gen)
-    for chunk in _chunks(ids, 900):
+    for chunk in chunks(ids, 900):
         conn.execute(delete(File).where(File.id.in_(chunk)))
         conn.exec_driver_sql(
             f"DELETE FROM {keyword.FTS_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})", tuple(chunk)
