@@ -81,6 +81,17 @@ class Filters:
         return c
 
 
+def _allowed_files(conn, file_ids: list[int], filters: Filters) -> set[int]:
+    """The subset of ``file_ids`` that passes ``filters``."""
+    allowed: set[int] = set()
+    for chunk in db.chunks(file_ids, 900):
+        allowed.update(conn.execute(
+            select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
+            .where(db.File.id.in_(chunk), *filters.clauses())
+        ).scalars())
+    return allowed
+
+
 def _qmark_clause(sql: str, params) -> object:
     """A ``?``-placeholder SQL fragment from :mod:`engine.keyword` as a SQLAlchemy clause."""
     names = {}
@@ -158,12 +169,7 @@ class Searcher:
         with self.lib.engine.connect() as conn:
             kw = keyword.keyword_search(conn, parsed, KEYWORD_POOL)
             if kw and not filters.is_empty():
-                allowed = set()
-                for chunk in db.chunks([fid for fid, _ in kw], 900):
-                    allowed.update(conn.execute(
-                        select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
-                        .where(db.File.id.in_(chunk), *filters.clauses())
-                    ).scalars())
+                allowed = _allowed_files(conn, [fid for fid, _ in kw], filters)
                 kw = [(fid, sc) for fid, sc in kw if fid in allowed]
             if mode == "keywords":
                 best = {fid: (sc, 0.0, None) for fid, sc in kw[:k]}
@@ -248,13 +254,7 @@ class Searcher:
             for wid, fid, s, e in conn.execute(q):
                 info[wid] = (fid, s, e)
         if not filters.is_empty():
-            fids = sorted({v[0] for v in info.values()})
-            allowed = set()
-            for chunk in db.chunks(fids, 900):
-                allowed.update(conn.execute(
-                    select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
-                    .where(db.File.id.in_(chunk), *filters.clauses())
-                ).scalars())
+            allowed = _allowed_files(conn, sorted({v[0] for v in info.values()}), filters)
         best: dict[int, tuple[float, float, float]] = {}
         for wid, sc in zip(ids, scores, strict=True):
             got = info.get(int(wid))
