@@ -25,35 +25,9 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # for tests.metadata_fixtures when run as a script
 CAPTIONS = REPO / "training" / "data" / "debian_sfx_captions.csv"
 QUERIES = REPO / "training" / "data" / "debian_sfx_queries_test.csv"
-
-
-def _chunk(ident: bytes, payload: bytes) -> bytes:
-    return ident + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
-
-
-def _bext(description: str, originator: str) -> bytes:
-    def fixed(text: str, n: int) -> bytes:
-        raw = text.encode("ascii", "replace")[:n]
-        return raw + b"\0" * (n - len(raw))
-
-    return (
-        fixed(description, 256)
-        + fixed(originator, 32)
-        + b"\0" * 32
-        + fixed("2026-01-01", 10)
-        + fixed("00:00:00", 8)
-        + struct.pack("<QH", 0, 1)
-        + b"\0" * 254
-    )
-
-
-def _ixml(user: dict[str, str]) -> bytes:
-    from xml.sax.saxutils import escape
-
-    body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in user.items() if v)
-    return f'<?xml version="1.0" encoding="UTF-8"?><BWFXML><USER>{body}</USER></BWFXML>'.encode()
 
 
 def _words(text: str) -> list[str]:
@@ -80,6 +54,7 @@ def build_libraries(corpus: Path, out: Path, limit: int | None) -> tuple[dict[st
     import soundfile as sf
 
     from engine.audio import load_mono, probe
+    from tests import metadata_fixtures as mf  # the same bext/iXML writers the tests use
 
     clips = sorted({r["path"] for r in csv.DictReader(CAPTIONS.open()) if r["split"] == "test"})[:limit]
     named, opaque = {}, {}
@@ -116,8 +91,8 @@ def build_libraries(corpus: Path, out: Path, limit: int | None) -> tuple[dict[st
         }
         raw = (
             dst.read_bytes()
-            + _chunk(b"bext", _bext(user["DESCRIPTION"], package))
-            + _chunk(b"iXML", _ixml(user))
+            + mf.chunk(b"bext", mf.bext_payload(user["DESCRIPTION"], package))
+            + mf.chunk(b"iXML", mf.ixml_document(user={k: v for k, v in user.items() if v}).encode())
         )
         dst.write_bytes(raw[:4] + struct.pack("<I", len(raw) - 8) + raw[8:])
         named[rel] = dst
