@@ -207,7 +207,26 @@ class Searcher:
             with self.lib.engine.connect() as conn:
                 evidence = {fid: Evidence(content=v[0]) for fid, v in best.items()}
                 return self._hits(conn, best, k, evidence, model, parsed)
-        pool = max(CANDIDATES, 4 * k)
+        content, evidence = self._evidence(cvec, nvec, kw, filters, max(CANDIDATES, 4 * k))
+        with self.lib.engine.connect() as conn:
+            best = {}
+            for fid, ev in evidence.items():
+                s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
+                best[fid] = (model.probability(ev), s0, e0)
+            return self._hits(conn, best, k, evidence, model, parsed)
+
+    def evidence(self, query: str, filters: Filters | None = None, pool: int = CANDIDATES) -> dict[int, Evidence]:
+        """Every signal for the candidate files of a query (the union of the ``pool`` best by sound, by
+        the meaning of their words and by keywords): what fusion ranks, and what ``fit_fusion`` learns from."""
+        parsed = keyword.parse_query(query)
+        filters = filters or Filters()
+        with self.lib.engine.connect() as conn:
+            kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
+        cvec, nvec = self.lib.embed_query(parsed.free_text or query)
+        return self._evidence(cvec, nvec, kw, filters, pool)[1]
+
+    def _evidence(self, cvec: np.ndarray, nvec: np.ndarray, kw: list[tuple[int, float, float]],
+                  filters: Filters, pool: int) -> tuple[dict[int, tuple[float, float, float]], dict[int, Evidence]]:
         content = self._content_best(cvec, pool, filters, set())
         named = self.lib.name_index.search(nvec, pool)
         with self.lib.engine.connect() as conn:
@@ -219,19 +238,15 @@ class Searcher:
             missing = [fid for fid in candidates if fid not in content]
             content.update(self._content_scores(conn, cvec, missing))
             texts = db.file_text_vectors(conn, candidates, NAME_ENCODER_ID, NAME_DIM)
-            evidence = {}
-            for fid in candidates:
-                vec, inf = texts.get(fid, (None, 0.0))
-                evidence[fid] = Evidence(
-                    content=content[fid][0] if fid in content else None,
-                    name=float(vec @ nvec) if vec is not None and vec.any() else None,
-                    informativeness=inf, lexical=lexical.get(fid, 0.0),
-                )
-            best = {}
-            for fid in candidates:
-                s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
-                best[fid] = (model.probability(evidence[fid]), s0, e0)
-            return self._hits(conn, best, k, evidence, model, parsed)
+        evidence = {}
+        for fid in candidates:
+            vec, inf = texts.get(fid, (None, 0.0))
+            evidence[fid] = Evidence(
+                content=content[fid][0] if fid in content else None,
+                name=float(vec @ nvec) if vec is not None and vec.any() else None,
+                informativeness=inf, lexical=lexical.get(fid, 0.0),
+            )
+        return content, evidence
 
     @property
     def fusion(self) -> TrustFusion:
