@@ -13,6 +13,7 @@ split and every evaluation set stay out of it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="earshot-fit-"))
     rows, key, what = collect(args.corpus, work, args.model)
+    (work / "rows.json").write_text(json.dumps(
+        {"key": key, "what": what, "rows": [[r[0], r[1], r[2], dataclasses.asdict(r[3])] for r in rows]}))
     fitted = fit(rows)
     fitted["fitted_on"] = f"{what} x 4 libraries (ucs, plain, half, opaque), {len(rows)} candidate pairs"
     print(json.dumps(fitted, indent=2))

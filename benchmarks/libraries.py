@@ -97,17 +97,26 @@ def build(corpus: Path, out: Path, clips: list[str], variants=VARIANTS) -> dict[
         src = corpus / rel
         if not src.exists():
             continue
-        sr = probe(src).sample_rate
-        audio = np.asarray(load_mono(src, sr), np.float32)
+        audio = None
         plain = Path(rel).with_suffix(".wav")
         opaque = Path(f"clip_{i:04d}.wav")
         for variant in variants:
             if variant == "ucs":
                 dst = out / "ucs" / Path(rel).parts[0] / f"tmp_{i:04d}.wav"
+                done = sorted(dst.parent.glob(f"*_{i:04d}.wav"))
+                if done:  # built by an earlier run: keep it (and its mtime: no re-index)
+                    maps[variant][rel] = done[0].resolve()
+                    continue
             elif variant == "plain" or (variant == "half" and i % 2 == 0):
                 dst = out / variant / plain
             else:
                 dst = out / variant / opaque
+            if dst.exists():
+                maps[variant][rel] = dst.resolve()
+                continue
+            if audio is None:
+                sr = probe(src).sample_rate
+                audio = np.asarray(load_mono(src, sr), np.float32)
             dst.parent.mkdir(parents=True, exist_ok=True)
             sf.write(dst, audio, sr, subtype="PCM_16")
             if variant == "ucs":
