@@ -127,6 +127,7 @@ class Hit:
     metadata: dict = field(default_factory=dict)
     relevance: float | None = None
     matched_by: list[str] = field(default_factory=list)
+    good_match: float = field(default=50.0, repr=False)  # the cut-off for relevance (see is_good_match)
 
     @property
     def folder(self) -> str:
@@ -134,20 +135,18 @@ class Hit:
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        d.pop("good_match")
         d["score"] = round(float(self.score), 6)
         if self.relevance is not None:
             d["relevance"] = round(float(self.relevance), 1)
         return d
 
 
-#: A hit is a good match when its calibrated relevance is at least this (more likely relevant than not).
-GOOD_MATCH = 50.0
-
-
 def is_good_match(hit: Hit) -> bool:
-    """Whether ``hit`` clears the calibrated cut-off (``relevance >= GOOD_MATCH``); find-similar hits,
-    which carry no relevance, always do."""
-    return hit.relevance is None or hit.relevance >= GOOD_MATCH
+    """Whether ``hit`` clears the calibrated cut-off of the fusion that ranked it (``hit.good_match``, fitted on
+    validation queries; see :class:`engine.fusion.TrustFusion`); find-similar hits, which carry no relevance,
+    always do."""
+    return hit.relevance is None or hit.relevance >= hit.good_match
 
 
 def validate_k(k: int) -> int:
@@ -412,6 +411,7 @@ class Searcher:
             if evidence is not None and model is not None:
                 ev = evidence.get(fid, Evidence())
                 hit.relevance = 100.0 * model.probability(ev)
+                hit.good_match = self.fusion.good_match
                 hit.matched_by = explain(ev, self.fusion, r.rel_path, r.root, meta, parsed)
             hits.append(hit)
         return hits

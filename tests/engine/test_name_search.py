@@ -14,7 +14,7 @@ from engine.fusion import Evidence, TrustFusion, fit_logistic
 from engine.indexer import Indexer
 from engine.library import Library
 from engine.names import NAME_ENCODER_ID
-from engine.search import GOOD_MATCH, Searcher, is_good_match
+from engine.search import Searcher, is_good_match
 from engine.storage import db
 from tests import metadata_fixtures as mf
 from tests.bundles import make_tiny_bundle
@@ -85,7 +85,7 @@ def test_hits_carry_relevance_and_matched_by(lib):
             assert 0.0 <= h.relevance <= 100.0, mode
     # The best match for a plain, informative name clears the cut-off; an opaque file found by nothing
     # but a random sound model does not.
-    assert is_good_match(hit) and hit.relevance >= GOOD_MATCH
+    assert is_good_match(hit) and hit.relevance >= hit.good_match
     assert not is_good_match(next(h for h in s.search("cow", k=7) if base([h]) == ["ZOOM0042.WAV"]))
 
 
