@@ -102,7 +102,7 @@ def _dispatch(args: argparse.Namespace, recipe: Any, device: str, progress: bool
     if args.command == "augment":
         from training.teacher import training_clips
 
-        clips = training_clips(recipe, augmented=True)
+        clips = training_clips(recipe, augmented=True, data="finetune")
         log.info("%d training clips after augmentation", len(clips))
         return 0
     if args.command == "teacher":
