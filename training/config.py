@@ -294,13 +294,17 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``."""
+    """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``;
+    ``search``: how the weights are found."""
 
     members: tuple[str, ...] = ()
     eval_set: str = "val"
     step: float = 0.1
     metric: str = "map@16"
     out: str = ""
+    #: ``"auto"`` (the full grid when it is small, else coordinate ascent), ``"grid"``, ``"coordinate"``
+    #: or ``"uniform"`` (see :mod:`training.ensemble`).
+    search: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -505,6 +509,34 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge an overlay file (``--with``) over a recipe: like :func:`merge`, except that the tables the
+    overlay lists in ``replace = ["model.audio_backbone", …]`` replace the base's tables wholesale (so a
+    backbone's ``config`` does not inherit another backbone's keys)."""
+    over = dict(over)
+    paths = over.pop("replace", [])
+    if isinstance(paths, str):
+        paths = [paths]
+    out = dict(base)
+    for path in paths:
+        keys = str(path).split(".")
+        node: Any = over
+        for k in keys:
+            node = node.get(k) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            raise RecipeError(f"the overlay's replace names {path!r}, which it does not define as a table")
+        parent = out
+        chain = []
+        for k in keys[:-1]:
+            chain.append((parent, k))
+            parent = dict(parent.get(k, {})) if isinstance(parent.get(k), Mapping) else {}
+        parent[keys[-1]] = dict(node)
+        for holder, k in reversed(chain):
+            holder[k] = parent
+            parent = holder
+    return merge(out, over)
 
 
 def read_recipe_document(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
