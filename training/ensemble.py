@@ -8,8 +8,8 @@ weighted sum of member cosines, per file the best window. Members must therefore
 from __future__ import annotations
 
 import itertools
-import math
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path

@@ -133,7 +133,7 @@ def make_datasets(root: Path) -> dict[str, int]:
         _write_csv(data / "audiocaps" / f"{split}.csv", ["audiocap_id", "youtube_id", "start_time", "caption"], rows)
 
     def wavcaps(subset: str, file: str, entries: list[tuple[str, str, str]]) -> None:
-        for item_id, stem, c in entries:
+        for _, stem, c in entries:
             _wav(data / "wavcaps" / subset / f"{stem}.flac", c, rng)
         doc = {
             "num_captions_per_audio": 1,
