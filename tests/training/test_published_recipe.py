@@ -287,3 +287,56 @@ def test_umap_hdbscan_clusters_with_a_reducer_and_bounds_k() -> None:
     except ImportError:
         with pytest.raises(ClusteringError, match="umap-learn"):
             cluster_embeddings(x, "umap_hdbscan", 8)
+
+
+# ------------------------------------------------------------------------------ ensemble and overlays
+
+
+def test_coordinate_search_matches_the_grid_and_scales_to_twelve_members() -> None:
+    from training.ensemble import coordinate_weights, grid_size, search_weights
+
+    rng = np.random.default_rng(0)
+    q, n = 30, 40
+    relevant = [{int(rng.integers(n))} for _ in range(q)]
+    truth = np.zeros((q, n), np.float32)
+    for i, r in enumerate(relevant):
+        truth[i, list(r)] = 1.0
+    good = truth + 0.8 * rng.standard_normal((q, n)).astype(np.float32)
+    noise = [rng.standard_normal((q, n)).astype(np.float32) for _ in range(2)]
+    offsets = np.arange(n + 1)
+    grid_w, grid_v = search_weights([good, *noise], offsets, relevant, step=0.1)
+    coord_w, coord_v = coordinate_weights([good, *noise], offsets, relevant, step=0.1)
+    assert coord_v >= grid_v - 0.05 and coord_w[0] >= max(coord_w[1:])
+    assert abs(sum(coord_w) - 1) < 1e-9 and min(coord_w) >= 0
+    assert grid_size(12, 0.1) == 352716 and grid_size(3, 0.1) == 66
+    twelve = [good + 0.3 * rng.standard_normal((q, n)).astype(np.float32) for _ in range(12)]
+    w, v = coordinate_weights(twelve, offsets, relevant, step=0.1, rounds=1)
+    assert len(w) == 12 and abs(sum(w) - 1) < 1e-9 and 0 <= v <= 1
+
+
+def test_backbone_overlays_replace_the_audio_backbone(tmp_path: Path) -> None:
+    from engine.models.beats import BeatsConfig
+    from engine.models.eat import EatConfig
+    from training.config import RecipeError, overlay, read_recipe_document, recipe_from_dict
+
+    base = read_recipe_document(RECIPE / "stage1.toml")
+    eat = recipe_from_dict(overlay(base, read_recipe_document(RECIPE / "eat.toml")))
+    beats = recipe_from_dict(overlay(base, read_recipe_document(RECIPE / "beats.toml")))
+    assert eat.model.audio_backbone.arch == "eat" and "variant" not in eat.model.audio_backbone.config
+    EatConfig.from_dict(eat.model.audio_backbone.config)  # no PaSST keys leak into EAT's config
+    BeatsConfig.from_dict(beats.model.audio_backbone.config)
+    assert eat.model.sample_rate == beats.model.sample_rate == 32000  # ensemble with PaSST
+    assert eat.model.text_backbone.arch == "roberta"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('replace = ["model.nothing"]\n', encoding="utf-8")
+    with pytest.raises(RecipeError, match="model.nothing"):
+        overlay(base, read_recipe_document(bad))
+
+
+def test_teacher_and_ensemble_composition(recipes) -> None:
+    members = recipes["teacher"].teacher.members
+    assert [m.rsplit("/", 1)[1] for m in members] == ["stage1-passt-s0", "stage1-eat-s0", "stage1-beats-s0"]
+    ens = load_recipe(RECIPE / "ensemble.toml").ensemble
+    assert len(ens.members) == 12 and len(set(ens.members)) == 12
+    assert {m.rsplit("-", 2)[1] for m in ens.members} == {"passt", "eat", "beats"}
+    assert {m.rsplit("-", 1)[1] for m in ens.members} == {"s0", "s1", "s2", "s3"}
