@@ -320,8 +320,8 @@ def test_backbone_overlays_replace_the_audio_backbone(tmp_path: Path) -> None:
     from training.config import RecipeError, overlay, read_recipe_document, recipe_from_dict
 
     base = read_recipe_document(RECIPE / "stage1.toml")
-    eat = recipe_from_dict(overlay(base, read_recipe_document(RECIPE / "eat.toml")))
-    beats = recipe_from_dict(overlay(base, read_recipe_document(RECIPE / "beats.toml")))
+    eat = recipe_from_dict(overlay(base, read_recipe_document(RECIPE / "backbones" / "eat.toml")))
+    beats = recipe_from_dict(overlay(base, read_recipe_document(RECIPE / "backbones" / "beats.toml")))
     assert eat.model.audio_backbone.arch == "eat" and "variant" not in eat.model.audio_backbone.config
     EatConfig.from_dict(eat.model.audio_backbone.config)  # no PaSST keys leak into EAT's config
     BeatsConfig.from_dict(beats.model.audio_backbone.config)

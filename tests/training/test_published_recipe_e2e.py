@@ -27,8 +27,8 @@ QUIET = ["--quiet", "--log-level", "WARNING"]
 R = "runs/passt-roberta"
 
 TINY_CONFIG = {
-    "passt": '{embed_dim = 32, depth = 1, num_heads = 2, segment_s = 1.0, s_patchout_t = 2, s_patchout_f = 1}',
-    "eat": '{sample_rate = 32000, segment_s = 1.0, target_length = 112, embed_dim = 32, depth = 1, num_heads = 4}',
+    "passt": "{embed_dim = 32, depth = 1, num_heads = 2, segment_s = 1.0, s_patchout_t = 2, s_patchout_f = 1}",
+    "eat": "{sample_rate = 32000, segment_s = 1.0, target_length = 112, embed_dim = 32, depth = 1, num_heads = 4}",
     "beats": "{sample_rate = 32000, segment_s = 1.0, embed_dim = 16, encoder_layers = 1, encoder_embed_dim = 32, "
     "encoder_ffn_embed_dim = 64, encoder_attention_heads = 4, conv_pos = 8, conv_pos_groups = 4, num_buckets = 32, "
     "max_distance = 64}",
@@ -103,7 +103,10 @@ def make_datasets(root: Path) -> dict[str, int]:
             for i in range(per_concept):
                 name = f"{c} {split} {i}.wav"
                 _wav(data / "clotho" / folder / name, c, rng)
-                caps = list(syn.CAPTIONS[c]) + [f"{syn.CAPTIONS[c][0]}, recorded {i}", f"{c} sound number {i}."]
+                caps = list(syn.CAPTIONS[c]) + [
+                    f"{syn.CAPTIONS[c][0]}, recorded {i}",
+                    f"{c} sound number {i}.",
+                ]
                 rows.append([name, *caps])
                 names.append((name, c))
         _write_csv(
@@ -130,7 +133,9 @@ def make_datasets(root: Path) -> dict[str, int]:
             youtube.setdefault(split, []).append(yid)
             _wav(data / "audiocaps" / split / f"{yid}_30.wav", c, rng)
             rows.append([str(len(rows)), yid, "30", syn.CAPTIONS[c][1]])
-        _write_csv(data / "audiocaps" / f"{split}.csv", ["audiocap_id", "youtube_id", "start_time", "caption"], rows)
+        _write_csv(
+            data / "audiocaps" / f"{split}.csv", ["audiocap_id", "youtube_id", "start_time", "caption"], rows
+        )
 
     def wavcaps(subset: str, file: str, entries: list[tuple[str, str, str]]) -> None:
         for _, stem, c in entries:
@@ -138,7 +143,13 @@ def make_datasets(root: Path) -> dict[str, int]:
         doc = {
             "num_captions_per_audio": 1,
             "data": [
-                {"id": i, "caption": syn.CAPTIONS[c][2], "audio": "wav_path", "duration": 1.2, "download_link": "x"}
+                {
+                    "id": i,
+                    "caption": syn.CAPTIONS[c][2],
+                    "audio": "wav_path",
+                    "duration": 1.2,
+                    "download_link": "x",
+                }
                 for i, _, c in entries
             ],
         }
@@ -151,7 +162,11 @@ def make_datasets(root: Path) -> dict[str, int]:
     wavcaps("BBC_Sound_Effects", "bbc_final.json", [("NHU05", "NHU05", "clock")])
     wavcaps("SoundBible", "sb_final.json", [("1234", "1234", "sweep")])
     ac = youtube["train"][0]
-    wavcaps("AudioSet_SL", "as_final.json", [(f"Y{ac}.wav", f"Y{ac}", "hum"), ("Yzzzzzzzzzzz.wav", "Yzzzzzzzzzzz", "whistle")])
+    wavcaps(
+        "AudioSet_SL",
+        "as_final.json",
+        [(f"Y{ac}.wav", f"Y{ac}", "hum"), ("Yzzzzzzzzzzz.wav", "Yzzzzzzzzzzz", "whistle")],
+    )
     return {"stage1": 10 + 6 + 1 + 1 + 1 + 1, "finetune": 10}
 
 
@@ -160,7 +175,9 @@ def _cli(*args: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_published_recipe_runs_end_to_end_in_tiny_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_published_recipe_runs_end_to_end_in_tiny_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     counts = make_datasets(tmp_path)
@@ -170,7 +187,13 @@ def test_published_recipe_runs_end_to_end_in_tiny_form(tmp_path: Path, monkeypat
         tiny[bb].write_text(_tiny_overlay(bb), encoding="utf-8")
 
     def stage_args(stage: str, bb: str) -> list[str]:
-        args = [stage, "--config", str(RECIPE / f"{stage}.toml"), "--with", str(RECIPE / f"{bb}.toml")]
+        args = [
+            stage,
+            "--config",
+            str(RECIPE / f"{stage}.toml"),
+            "--with",
+            str(RECIPE / "backbones" / f"{bb}.toml"),
+        ]
         args += ["--with", str(tiny[bb]), "--set", f"train.out={R}/{stage}-{bb}-s0"]
         if stage != "stage1":
             prev = {"stage2": "stage1", "stage3": "stage2"}[stage]
@@ -191,18 +214,47 @@ def test_published_recipe_runs_end_to_end_in_tiny_form(tmp_path: Path, monkeypat
             final = json.loads((tmp_path / R / f"{stage}-{bb}-s0" / "final.json").read_text())
             assert final["clips"] == counts["finetune"] + 4  # Clotho development + 4 mixes
     run = f"{R}/stage3-eat-s0"
-    _cli("evaluate", "--config", str(RECIPE / "stage3.toml"), "--with", str(RECIPE / "eat.toml"),
-         "--with", str(tiny["eat"]), "--run", run, "--eval-set", "test")
+    _cli(
+        "evaluate",
+        "--config",
+        str(RECIPE / "stage3.toml"),
+        "--with",
+        str(RECIPE / "backbones" / "eat.toml"),
+        "--with",
+        str(tiny["eat"]),
+        "--run",
+        run,
+        "--eval-set",
+        "test",
+    )
     metrics = json.loads((tmp_path / run / "eval-test.json").read_text())
     assert metrics["queries"] == 5 and metrics["single/queries"] == 50  # DCASE queries + every caption
     assert 0.0 <= metrics["map@16"] <= 1.0 and 0.0 <= metrics["single/map@16"] <= 1.0
     members = "[" + ", ".join(f'"{R}/stage3-{bb}-s0"' for bb in ("passt", "eat", "beats")) + "]"
-    _cli("ensemble", "--config", str(RECIPE / "ensemble.toml"), "--with", str(tiny["passt"]),
-         "--set", f"ensemble.members={members}", "--set", "ensemble.search=coordinate")
+    _cli(
+        "ensemble",
+        "--config",
+        str(RECIPE / "ensemble.toml"),
+        "--with",
+        str(tiny["passt"]),
+        "--set",
+        f"ensemble.members={members}",
+        "--set",
+        "ensemble.search=coordinate",
+    )
     ens = json.loads((tmp_path / R / "ensemble" / "ensemble.json").read_text())
     assert ens["search"] == "coordinate" and abs(sum(m["weight"] for m in ens["members"]) - 1) < 1e-6
-    _cli("export", "--config", str(RECIPE / "export.toml"), "--with", str(tiny["passt"]),
-         "--set", 'export.evaluate=["test"]', "--set", "export.fp16=false")
+    _cli(
+        "export",
+        "--config",
+        str(RECIPE / "export.toml"),
+        "--with",
+        str(tiny["passt"]),
+        "--set",
+        'export.evaluate=["test"]',
+        "--set",
+        "export.fp16=false",
+    )
     bundle = tmp_path / R / "bundle" / "earshot-passt-roberta-1.0.0"
     manifest = json.loads((bundle / "bundle.json").read_text())
     archs = sorted(b["arch"] for b in manifest["audio"]["backbones"].values())
