@@ -340,3 +340,15 @@ def test_teacher_and_ensemble_composition(recipes) -> None:
     assert len(ens.members) == 12 and len(set(ens.members)) == 12
     assert {m.rsplit("-", 2)[1] for m in ens.members} == {"passt", "eat", "beats"}
     assert {m.rsplit("-", 1)[1] for m in ens.members} == {"s0", "s1", "s2", "s3"}
+
+
+def test_evaluation_keeps_a_clips_repeated_captions_as_queries(tmp_path: Path, recipes) -> None:
+    csv = _write(
+        tmp_path / "c.csv",
+        "file_name,caption_1,caption_2,caption_3,caption_4,caption_5\na.wav,rain,Rain,rain falls,drops,a storm\n",
+    )
+    keep = read_source(SourceConfig("clotho", str(csv), options={"keep_duplicates": True}))
+    assert keep[0].captions == ("rain", "Rain", "rain falls", "drops", "a storm")
+    assert len(read_source(SourceConfig("clotho", str(csv)))[0].captions) == 4
+    for name in ("val", "test"):
+        assert recipes["stage1"].data.eval[name].sources[0].options == {"keep_duplicates": True}

@@ -3,6 +3,7 @@
 Formats (``SourceConfig.format``):
 
 * ``clotho`` — Clotho v2.1 captions CSV (``file_name, caption_1 … caption_5``), audio in ``audio_root``;
+  ``options.keep_duplicates``: keep a clip's repeated captions (evaluation: each is a query, as DCASE counts);
 * ``audiocaps`` — AudioCaps CSV (``audiocap_id, youtube_id, start_time, caption``); the audio file name
   comes from ``options.filename`` (a ``str.format`` pattern over the row, default
   ``"{youtube_id}_{start_time}.wav"``); rows of one file are grouped;
@@ -19,7 +20,8 @@ Formats (``SourceConfig.format``):
 * ``debian_sfx`` — the Debian sound-effects captions table (``path, caption, concept, package, licence,
   split, duration_s``; see :mod:`training.data.captions`).
 
-Every reader returns clips in a stable order (sorted by path) with de-duplicated captions.
+Every reader returns clips in a stable order (sorted by path) with de-duplicated captions (unless
+``options.keep_duplicates``).
 """
 
 from __future__ import annotations
@@ -79,12 +81,12 @@ def _open_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _dedupe(captions: Iterable[str]) -> tuple[str, ...]:
+def _dedupe(captions: Iterable[str], keep_duplicates: bool = False) -> tuple[str, ...]:
     seen: set[str] = set()
     out = []
     for c in captions:
         c = " ".join(str(c).split())
-        if c and c.lower() not in seen:
+        if c and (keep_duplicates or c.lower() not in seen):
             seen.add(c.lower())
             out.append(c)
     return tuple(out)
@@ -107,7 +109,7 @@ def _group(
             Clip(
                 key=str(path),
                 path=path,
-                captions=_dedupe(caps[path]),
+                captions=_dedupe(caps[path], bool(src.options.get("keep_duplicates", False))),
                 split=row.get("split", src.split) or src.split,
                 source=source_name,
                 licence=row.get("licence", "") or row.get("license", ""),
