@@ -154,7 +154,9 @@ def umap_hdbscan_labels(
     return _hdbscan(x, _min_size(len(x), k, min_cluster_size), low)
 
 
-def _kmeans_labels(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 100, n_init: int = 4, **_: object) -> np.ndarray:
+def _kmeans_labels(
+    x: np.ndarray, k: int, *, seed: int = 0, iters: int = 100, n_init: int = 4, **_: object
+) -> np.ndarray:
     return spherical_kmeans(x, k, seed=seed, iters=iters, n_init=n_init)[0]
 
 
@@ -204,7 +206,22 @@ def cohesion(x: np.ndarray, labels: np.ndarray) -> float:
     return total / len(x)
 
 
-def encode_for_clustering(cfg: ClusteringConfig, texts: list[str], device: str | object = "cpu") -> np.ndarray:
+def method_options(cfg: ClusteringConfig) -> dict[str, object]:
+    """The method-specific settings of ``cfg`` for :func:`cluster_embeddings`."""
+    if cfg.method == "umap_hdbscan":
+        return {
+            "umap_dim": cfg.umap_dim,
+            "umap_neighbors": cfg.umap_neighbors,
+            "min_cluster_size": cfg.min_cluster_size,
+        }
+    if cfg.method == "hdbscan":
+        return {"min_cluster_size": cfg.min_cluster_size}
+    return {}
+
+
+def encode_for_clustering(
+    cfg: ClusteringConfig, texts: list[str], device: str | object = "cpu"
+) -> np.ndarray:
     """Embed captions with ``cfg.encoder`` (``{"arch", "config"}`` of a registry text backbone, its
     pretrained weights loaded), each prefixed by ``cfg.prefix``: float32 ``[N, D]``."""
     import torch

@@ -30,7 +30,7 @@ from engine.models.device import choose_device
 from training import distributed
 from training.augment.text_ops import load_synonyms
 from training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from training.clustering import cluster_embeddings, encode_for_clustering
+from training.clustering import cluster_embeddings, encode_for_clustering, method_options
 from training.config import Recipe, save_recipe
 from training.data.pairs import PairTable, build_pairs
 from training.embedding import Embedder
@@ -258,18 +258,7 @@ class Trainer:
                 f"clustering.source must be 'teacher', 'text_backbone' or 'text_encoder', not {c.source!r}"
             )
         labels = cluster_embeddings(
-            x,
-            c.method,
-            c.k,
-            seed=c.seed,
-            iters=c.iters,
-            n_init=c.n_init,
-            **(
-                {"umap_dim": c.umap_dim, "umap_neighbors": c.umap_neighbors}
-                if c.method == "umap_hdbscan"
-                else {}
-            ),
-            **({"min_cluster_size": c.min_cluster_size} if c.method != "kmeans" else {}),
+            x, c.method, c.k, seed=c.seed, iters=c.iters, n_init=c.n_init, **method_options(c)
         )
         write_json(
             path,
