@@ -352,3 +352,22 @@ def test_evaluation_keeps_a_clips_repeated_captions_as_queries(tmp_path: Path, r
     assert len(read_source(SourceConfig("clotho", str(csv)))[0].captions) == 4
     for name in ("val", "test"):
         assert recipes["stage1"].data.eval[name].sources[0].options == {"keep_duplicates": True}
+
+
+def test_captions_are_embedded_for_clustering_by_a_registry_text_encoder() -> None:
+    import torch
+
+    from engine.models.registry import build_text_backbone
+    from training.clustering import encode_for_clustering
+    from training.config import ClusteringConfig
+
+    enc = {"arch": "tiny_test", "config": {"out_dim": 8, "seed": 0}, "pretrained": False}
+    texts = ["a dog barks", "rain falls"]
+    x = encode_for_clustering(ClusteringConfig(source="text_encoder", encoder=enc, prefix="query: "), texts)
+    ref = build_text_backbone("tiny_test", {"out_dim": 8, "seed": 0}).eval()
+    with torch.no_grad():
+        expected = ref.encode(["query: " + t for t in texts]).numpy()
+        unprefixed = ref.encode(texts).numpy()
+    assert x.shape == (2, 8) and np.allclose(x, expected, atol=1e-6) and not np.allclose(x, unprefixed)
+    with pytest.raises(ClusteringError, match="clustering.encoder"):
+        encode_for_clustering(ClusteringConfig(source="text_encoder"), texts)
