@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
+from training.data.debian.containers import ContainerReader, open_container
 from training.data.debian.corpus import (
     BuildReport,
     CorpusError,
@@ -35,6 +36,7 @@ from training.data.debian.corpus import (
 )
 from training.data.debian.fetch import Runner, _run, extract_deb, extracted_version, fetch_deb, is_extracted
 from training.data.debian.licences import clip_licence, read_copyright_entries, read_licence
+from training.data.debian.rcc import RccError
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +59,23 @@ def _case_insensitive_lookup(root: Path, relative: str) -> Path | None:
 
 
 class _Containers:
-    """Open zip containers of one package once, with a case-insensitive member index."""
+    """Open the containers of one package once (:func:`training.data.debian.containers.open_container`)."""
 
     def __init__(self, extracted: Path) -> None:
         self._extracted = extracted
-        self._open: dict[str, tuple[zipfile.ZipFile, dict[str, str]]] = {}
+        self._open: dict[str, ContainerReader] = {}
 
-    def get(self, container: str) -> tuple[zipfile.ZipFile, dict[str, str]]:
+    def get(self, container: str) -> ContainerReader:
         if container not in self._open:
             path = _case_insensitive_lookup(self._extracted, container)
             if path is None:
                 raise FileNotFoundError(f"container {container} is not in the package")
-            zf = zipfile.ZipFile(path)
-            self._open[container] = (zf, {n.lower(): n for n in zf.namelist()})
+            self._open[container] = open_container(path)
         return self._open[container]
 
     def close(self) -> None:
-        for zf, _ in self._open.values():
-            zf.close()
+        for reader in self._open.values():
+            reader.close()
         self._open.clear()
 
 
@@ -95,14 +96,13 @@ def materialise_clip(row: InventoryRow, extracted: Path, out_root: Path, contain
     if dest.is_file() and dest.stat().st_size > 0:
         return dest
     if row.container:
-        zf, index = containers.get(row.container)
-        name = index.get(row.member_path.lower())
-        if name is None:
-            raise FileNotFoundError(f"{row.member_path} is not in {row.container}")
+        reader = containers.get(row.container)
 
         def write(tmp: Path) -> None:
-            with zf.open(name) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                reader.extract(row.member_path, tmp)
+            except KeyError:
+                raise FileNotFoundError(f"{row.member_path} is not in {row.container}") from None
 
     else:
         src_path = _case_insensitive_lookup(extracted, row.member_path)
@@ -165,6 +165,8 @@ def _build_clip(
         dest = materialise_clip(row, extracted, out, containers)
     except (FileNotFoundError, KeyError, zipfile.BadZipFile, OSError) as exc:
         return ManifestRow(row, "missing", version=version, detail=str(exc), licence=licence)
+    except (CorpusError, RccError) as exc:  # a container that cannot be read or rendered
+        return ManifestRow(row, "container_error", version=version, detail=str(exc), licence=licence)
     try:
         measured = measure_duration(dest)
     except AudioError as exc:
@@ -181,11 +183,13 @@ def build_corpus(
     out: Path,
     runner: Runner = _run,
     progress: bool = False,
+    skip_rules: bool = True,
 ) -> BuildReport:
     """Build the corpus for ``rows`` (see the module docstring) and write ``out/manifest.csv``.
 
     Clips skipped by rule are recorded (``skipped:<reason>``) without fetching their package when every
-    clip of it is skipped. The manifest merges with an existing one: rows of packages not built now are
+    clip of it is skipped. ``skip_rules=False`` builds every row (for inventories that chose their drum
+    clips already, such as the coverage inventory, which caps them per kit). The manifest merges with an existing one: rows of packages not built now are
     kept, so building package by package accumulates.
     """
     check_not_reserved(r.package for r in rows)
@@ -196,7 +200,7 @@ def build_corpus(
     for package in sorted(by_package):
         todo: list[InventoryRow] = []
         for row in by_package[package]:
-            reason = skip_reason(row)
+            reason = skip_reason(row) if skip_rules else None
             if reason:
                 report.rows.append(ManifestRow(row, f"skipped:{reason}"))
             else:

@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duplicates", action="store_true", help="also fingerprint the clips and write OUT/duplicates.csv"
     )
+    p.add_argument(
+        "--no-skip-rules",
+        action="store_true",
+        help="build every inventory row (no drum/keyboard-click rules: the inventory chose its clips)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -66,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         packages = args.packages if args.packages is not None else (list(args.scan_package) or None)
         rows = select_rows(read_inventory(args.inventory), packages, args.skip_packages)
-        report = build_corpus(rows, args.cache, args.out, progress=not args.no_progress)
+        report = build_corpus(
+            rows, args.cache, args.out, progress=not args.no_progress, skip_rules=not args.no_skip_rules
+        )
     except CorpusError as exc:
         log.error("%s", exc)
         return 2

@@ -21,6 +21,29 @@ LICENCE_OVERRIDES: dict[str, str] = {
     "nexuiz-data": "GPL-2+",
     "warmux-data": "GPL-2+",
     "btanks-data": "Battle-Tanks-License",  # GPL-2+ with an OpenSSL exception; data under the same terms
+    "fluid-soundfont-gm": "MIT",  # free-text copyright: "Fluid (R3) GM SoundFont (MIT)"
+    "musescore-general-soundfont-small": "MIT",  # "MuseScore_General SoundFont (MIT, parts PD or CC0)"
+}
+
+#: Per-folder licences where the copyright file names archives (``drumkits/KIT.h2drumkit``) that are
+#: installed as folders. Keys are folder names of the installed path.
+LICENCE_FOLDER_OVERRIDES: dict[str, dict[str, str]] = {
+    "hydrogen-drumkits": {
+        "ElectricEmpireKit": "GPL-2+",
+        "HardElectro1": "GPL-2+",
+        "VariBreaks": "GPL-2+",
+        "Millo-Drums_v.1": "GPL-2",
+        "Millo_MultiLayered2": "GPL-2",
+        "Millo_MultiLayered3": "GPL-2",
+        "ColomboAcousticDrumkit": "GPL-2+ with composition exception",
+        "circAfrique v4": "CC-BY-SA-3.0",
+        "BJA_Pacific": "CC-BY-SA-3.0-us",
+        "Gimme A Hand 1.0": "GPL-2",
+        "The Black Pearl 1.0": "GPL-2",
+        "rumpf_kit_z01_h2": "CC-BY-3.0",
+        "Audiophob": "CC0",
+        "ForzeeStereo": "GPL-2",
+    },
 }
 
 #: Per-file licences where a package's copyright documentation lists them outside its copyright file
@@ -186,12 +209,16 @@ def read_copyright_entries(extracted: Path, package: str) -> list[tuple[tuple[st
 def clip_licence(
     row: InventoryRow, entries: Sequence[tuple[tuple[str, ...], str]], package_licence: str
 ) -> str:
-    """Licence of one clip: a per-file override, else the matching DEP-5 paragraph (unless the package
+    """Licence of one clip: a per-file or per-folder override, else the matching DEP-5 paragraph (unless the package
     has a hand-written override), else ``package_licence``."""
     by_file = LICENCE_FILE_OVERRIDES.get(row.package, {})
     name = PurePosixPath(row.member_path).name.lower()
     if name in by_file:
         return by_file[name]
+    by_folder = LICENCE_FOLDER_OVERRIDES.get(row.package, {})
+    for folder in PurePosixPath(row.member_path).parts[:-1]:
+        if folder in by_folder:
+            return by_folder[folder]
     if row.package in LICENCE_OVERRIDES:
         return LICENCE_OVERRIDES[row.package]
     return licence_for_path(entries, clip_paths(row)) or package_licence
