@@ -9,7 +9,8 @@
 #                SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
 #                RECIPE (default training/recipes/sfx-small), QUICK=1 (the reduced form the tests run: the
 #                recipe brings its own data and weights, so no corpus build, no download, no ablation table).
-# Needs the setup from scripts/setup.sh --dev and apt-get (Debian packages of sound effects).
+# Needs the setup from scripts/setup.sh --dev, apt-get (Debian packages of sound effects) and the
+# `fluidsynth` command (apt-get install fluidsynth) to render the sound fonts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/sfx-small}
@@ -20,6 +21,7 @@ PY="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: some steps run in another fol
 R=${RECIPE:-training/recipes/sfx-small}
 QUICK=${QUICK:-0}
 CORPUS=${CORPUS:-data/debian_sfx/corpus}
+COVERAGE=${COVERAGE:-data/corpus2/corpus}
 
 # 1. The aiSFX weights (CC BY 4.0), converted once from the PyPI wheel to safetensors.
 if [[ $QUICK != 1 && ! -f cache/aisfx/aisfx_cnn.safetensors ]]; then
@@ -35,6 +37,13 @@ if [[ $QUICK != 1 && ! -f "$CORPUS/manifest.csv" ]]; then
       --out "$CORPUS"
   "$PY" -m training.data.debian --inventory training/data/extra_inventory.csv --cache data/debian_sfx/cache \
       --out "$CORPUS"
+fi
+# 3. The coverage corpus (training split only): instruments rendered note by note from General MIDI sound fonts
+#    (needs `fluidsynth` from apt), GCompris, Hydrogen kits, LMMS samples, FlightGear. Its captions are committed
+#    (training/data/coverage_captions.csv, written by `python -m training.data.debian.coverage`).
+if [[ $QUICK != 1 && ! -f "$COVERAGE/manifest.csv" ]]; then
+  "$PY" -m training.data.debian --inventory training/data/coverage_inventory.csv --cache data/corpus2/cache \
+      --out "$COVERAGE" --no-skip-rules --no-progress
 fi
 
 common=(--set "train.cpu_threads=$THREADS" --set "teacher.out=$RUNS/teacher")

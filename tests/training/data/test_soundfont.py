@@ -80,7 +80,8 @@ def test_captions_use_the_gm_names_in_plain_words(path, expected):
 def test_captions_say_register_dynamic_and_length():
     low_soft_short = soundfont.captions_for("gm/p040-violin/n48-v50-l0.4.flac")
     high_loud_long = soundfont.captions_for("gm/p040-violin/n72-v110-l2.0.flac")
-    assert low_soft_short[0] == "violin note, low pitch" and high_loud_long[0] == "violin note, high pitch"
+    assert low_soft_short[0] == "violin staccato note, low pitch"
+    assert high_loud_long[0] == "violin sustained note, high pitch"
     assert any("soft short" in c for c in low_soft_short)
     assert any("loud long" in c for c in high_loud_long)
 

@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns 0 on success, 1 when packages failed, 2 on a usage error."""
+    """Command-line entry point; returns 0 on success, 1 when packages (or containers: a sound font
+    without fluidsynth) failed, 2 on a usage error."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dict(sorted(counts.items())),
         report.package_failures or "none",
     )
-    return 1 if report.package_failures else 0
+    return 1 if report.package_failures or counts["container_error"] else 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Each source is one module that inventories its package and captions its clips (:
   percussion kits and the sound-effect programs;
 * GCompris's Qt resource bundles (:mod:`.gcompris`): farm animals, instruments, household objects;
 * Hydrogen drum kits (:mod:`.hydrogen`), capped per kit;
-* all LMMS samples (:mod:`.lmms`) not already in the first corpus.
+* all LMMS samples (:mod:`.lmms`) not already in the first corpus;
+* game packages with plainly named sounds, FlightGear's aircraft among them (:mod:`.named`).
 
 :func:`build_coverage` fetches and unpacks the packages, writes their rows into the inventory
 (``training/data/coverage_inventory.csv``), builds them with the same corpus builder as the first
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import captions as cap
-from training.data.debian import gcompris, hydrogen, lmms, soundfont
+from training.data.debian import gcompris, hydrogen, lmms, named, soundfont
 from training.data.debian.build import build_corpus
 from training.data.debian.corpus import (
     CorpusError,
@@ -130,7 +131,19 @@ def _lmms_category(member: str) -> str:
     return {"drums": "drums", "beats": "drums", "effects": "sound effects"}.get(folder, "instrument notes")
 
 
-#: The coverage sources by package, in build order (the big sound font last).
+def _named_source(package: str) -> Source:
+    def scan(extracted: Path, version: str) -> Scanned:
+        rows, caps, left_out = named.scan(package, extracted, version)
+        log.info("%s: left out %s", package, dict(left_out))
+        return rows, caps
+
+    def category(member: str) -> str:
+        return "aircraft and vehicles" if package == "flightgear-data-base" else "game sound effects"
+
+    return Source(package, scan, category)
+
+
+#: The coverage sources by package.
 SOURCES: dict[str, Source] = {
     s.package: s
     for s in (
@@ -140,6 +153,7 @@ SOURCES: dict[str, Source] = {
         _soundfont_source("timgm6mb-soundfont"),
         _soundfont_source("musescore-general-soundfont-small"),
         _soundfont_source("fluid-soundfont-gm"),
+        *(_named_source(p) for p in named.PACKAGES),
     )
 }
 

@@ -482,7 +482,7 @@ def captions_for(path: str) -> list[str]:
     is_long = note.length_s >= 1.0
     articulation = p.long if is_long else p.short
     caps = [
-        f"{p.noun} note, {reg} pitch",
+        f"{p.noun} {articulation}, {reg} pitch",
         f"single {p.noun} note, {p.how}, {reg} pitch",
         f"{dyn} {'long' if is_long else 'short'} {p.alt} {articulation}",
         f"{p.noun} {articulation}",
