@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     corpus = syn.make_corpus(tmp_path / "corpus")
     recipe = _quick_recipe(tmp_path, corpus)
     runs, dest = tmp_path / "runs", tmp_path / "bundle" / "earshot-sfx-small-quick"
-    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1"}
+    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1", "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(REPO / "scripts" / "build_default_model.sh"), str(runs), str(dest)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

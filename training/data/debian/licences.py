@@ -23,6 +23,7 @@ LICENCE_OVERRIDES: dict[str, str] = {
     "btanks-data": "Battle-Tanks-License",  # GPL-2+ with an OpenSSL exception; data under the same terms
     "fluid-soundfont-gm": "MIT",  # free-text copyright: "Fluid (R3) GM SoundFont (MIT)"
     "musescore-general-soundfont-small": "MIT",  # "MuseScore_General SoundFont (MIT, parts PD or CC0)"
+    "timgm6mb-soundfont": "GPL-2",  # "Files: TimGM6mb.sf2 / License: GPL-2" (the font is inside no folder)
 }
 
 #: Per-folder licences where the copyright file names archives (``drumkits/KIT.h2drumkit``) that are

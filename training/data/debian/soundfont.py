@@ -267,7 +267,7 @@ PROGRAMS: tuple[Program, ...] = tuple(
         "synth pad",
         "synthesized",
         "swell",
-        "sustained pad",
+        "drone",
         [
             ("new age pad", "fantasia synth pad"),
             ("warm pad", "warm synth pad"),
