@@ -83,6 +83,13 @@ def test_build_coverage_end_to_end(tmp_path, monkeypatch):
         f"{PKG}/old.wav,old,old,{PKG},CC0,train,1.000\n",
         encoding="utf-8",
     )
+    blind = tmp_path / "blind"
+    (blind / "kapman").mkdir(parents=True)
+    sf.write(blind / "kapman" / "eat.wav", tone(0.8, seed=3), SR)  # the same sound as moo.wav
+    (blind / "manifest.csv").write_text("path,status\nkapman/eat.wav,ok\n", encoding="utf-8")
+    left_out = coverage.build_coverage([PKG], cache, out, inventory, captions, held, protect=[blind])
+    assert left_out == {"duplicate of held-out audio": 2}
+    assert not captions.read_text(encoding="utf-8").count(f"{PKG}/s/")
     left_out = coverage.build_coverage([PKG], cache, out, inventory, captions, held)
     assert left_out == {"duplicate of held-out audio": 1}
     rows = list(csv.DictReader(open(captions, encoding="utf-8")))

@@ -247,10 +247,13 @@ def build_coverage(
     captions: Path,
     held_out: Path | None,
     progress: bool = False,
+    protect: Sequence[Path] = (),
 ) -> Counter[str]:
     """Scan, build, de-duplicate and caption ``packages`` (see the module docstring). Captions of the
-    packages built now replace their rows in ``captions``; other packages' rows are kept. Returns the
-    counter of clips left out by reason."""
+    packages built now replace their rows in ``captions``; other packages' rows are kept. ``protect``
+    names more evaluation corpora (a folder with a ``manifest.csv`` of ``path`` and ``status``, such as
+    the blind set's clips): every usable clip there counts as held out. Returns the counter of clips
+    left out by reason."""
     unknown = sorted(set(packages) - set(SOURCES))
     if unknown:
         raise CorpusError(f"No coverage source for {', '.join(unknown)} (known: {', '.join(SOURCES)}).")
@@ -277,6 +280,14 @@ def build_coverage(
         log.info("%d new clips duplicate held-out audio and are left out", len(exclude))
     else:
         log.warning("no held-out corpus given: duplicates of held-out audio are not removed")
+    for root in protect:
+        held = [r["path"] for r in read_manifest(root / "manifest.csv") if r["status"] in cap.USABLE_STATUSES]
+        new = [r["path"] for r in built if r["status"] in cap.USABLE_STATUSES and r["path"] not in exclude]
+        leaks = held_out_leaks(out, new, root, held, progress=progress)
+        log.info(
+            "%d new clips duplicate audio of the evaluation corpus %s and are left out", len(leaks), root
+        )
+        exclude |= leaks
     jargon = cap.load_jargon()
     table, left_out = caption_rows(built, caps_by_path, jargon.synonyms, exclude)
     done = set(packages)
@@ -318,6 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, required=True, help="folder for .deb files and unpacked packages")
     p.add_argument("--out", type=Path, required=True, help="corpus root of the coverage clips")
     p.add_argument("--held-out", type=Path, default=None, help="root of the first corpus (its manifest.csv)")
+    p.add_argument(
+        "--protect",
+        type=Path,
+        nargs="*",
+        default=(),
+        help="more evaluation corpora (folders with a manifest.csv: path,status) whose audio must not be trained on",
+    )
     p.add_argument("--packages", nargs="*", default=list(SOURCES), help="coverage sources to build")
     p.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY)
     p.add_argument("--captions", type=Path, default=DEFAULT_CAPTIONS)
@@ -329,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.summary:
             build_coverage(
                 args.packages, args.cache, args.out, args.inventory, args.captions, args.held_out,
-                progress=not args.no_progress,
+                progress=not args.no_progress, protect=args.protect,
             )  # fmt: skip
         rows = cap.read_captions(args.captions)
     except (CorpusError, cap.CaptionError) as exc:
