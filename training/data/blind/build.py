@@ -233,7 +233,9 @@ def scan_package(extracted: Path, package: str, version: str = "") -> tuple[list
         if reason:
             left_out[reason] += 1
             continue
-        clips.append(BlindClip(package, version, rel, round(duration, 3), clip_licence(extracted, package, rel)))
+        clips.append(
+            BlindClip(package, version, rel, round(duration, 3), clip_licence(extracted, package, rel))
+        )
     return clips, left_out
 
 
@@ -300,7 +302,11 @@ def build(
             continue
         version = extracted_version(extracted)
         if version and any(c.version and c.version != version for c in items):
-            log.warning("%s: unpacked version %s differs from the inventory's; durations are checked", package, version)
+            log.warning(
+                "%s: unpacked version %s differs from the inventory's; durations are checked",
+                package,
+                version,
+            )
         for c in items:
             status, measured, detail = lay_out(c, extracted, out)
             if status != "ok":
@@ -336,7 +342,11 @@ def check_queries(queries: dict[str, set[str]], clips: Sequence[BlindClip]) -> l
     """Problems of a query table against the inventory: paths not in the inventory, clips no query
     names. Empty when consistent."""
     known = {c.path for c in clips}
-    problems = [f"{q!r} names {p}, which is not in the inventory" for q, ps in queries.items() for p in sorted(ps - known)]
+    problems = [
+        f"{q!r} names {p}, which is not in the inventory"
+        for q, ps in queries.items()
+        for p in sorted(ps - known)
+    ]
     named = set().union(*queries.values()) if queries else set()
     problems += [f"no query names {p}" for p in sorted(known - named)]
     return problems
@@ -471,12 +481,20 @@ def write_queries(entries: Sequence[tuple[str, str, list[str]]], queries: Path, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.data.blind.build", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m training.data.blind.build", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--inventory", type=Path, default=INVENTORY)
-    p.add_argument("--cache", type=Path, default=Path("data/blind/cache"), help=".deb files and unpacked packages")
-    p.add_argument("--out", type=Path, default=Path("data/blind/clips"), help="clips go to OUT/<package>/<member>")
     p.add_argument(
-        "--scan", action="store_true", help="unpack BLIND_PACKAGES and (re)write --inventory instead of building"
+        "--cache", type=Path, default=Path("data/blind/cache"), help=".deb files and unpacked packages"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("data/blind/clips"), help="clips go to OUT/<package>/<member>"
+    )
+    p.add_argument(
+        "--scan",
+        action="store_true",
+        help="unpack BLIND_PACKAGES and (re)write --inventory instead of building",
     )
     p.add_argument(
         "--check-leaks",
@@ -501,14 +519,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: 0 when every clip is laid out and checked, 1 when some failed, 2 on bad input."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
     try:
         if args.scan:
             clips: list[BlindClip] = []
             for package in BLIND_PACKAGES:
                 extracted = unpack(package, args.cache)
                 found, left_out = scan_package(extracted, package, extracted_version(extracted))
-                log.info("%s: %d clips; left out %s", package, len(found), dict(sorted(left_out.items())) or "none")
+                log.info(
+                    "%s: %d clips; left out %s", package, len(found), dict(sorted(left_out.items())) or "none"
+                )
                 clips.extend(found)
             write_inventory(args.inventory, clips)
             log.info("%d clips written to %s", len(clips), args.inventory)
@@ -521,7 +543,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems = check_queries(read_queries(folder / "queries.csv"), clips)
             for problem in problems:
                 log.error("%s", problem)
-            log.info("%d queries, %d relevant pairs written to %s", len(entries), sum(len(e[2]) for e in entries), folder)
+            log.info(
+                "%d queries, %d relevant pairs written to %s",
+                len(entries),
+                sum(len(e[2]) for e in entries),
+                folder,
+            )
             return 1 if problems else 0
         rows = build(read_inventory(args.inventory), args.cache, args.out)
     except EarshotError as exc:
