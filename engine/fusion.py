@@ -159,9 +159,19 @@ class TrustFusion:
     content: LogisticModel
     keywords: LogisticModel
     fitted_on: str = ""
-    #: The relevance (0–100) from which a hit counts as a good match (the honest cut-off), chosen on the
-    #: same validation queries: the threshold with the best F1 of "good" against "relevant".
+    #: The probability of relevance (in percent) from which a hit counts as a good match (the honest
+    #: cut-off), chosen on the same validation queries: the threshold with the best F1 of "good" against
+    #: "relevant". :meth:`relevance` maps it to 50.
     good_match: float = 50.0
+
+    def relevance(self, mode: str, ev: Evidence) -> float:
+        """The 0–100 relevance shown to people: the calibrated probability ``p`` of the mode's model, bent
+        by ``100 · p**γ`` so that the good-match cut-off lands on 50 in every mode and for every bundle
+        (γ = log 0.5 / log cut-off): above 50 is a good match, 90+ a near-certain one. Monotone in ``p``,
+        so it ranks exactly as the probability does."""
+        p = self.model(mode).probability(ev)
+        cut = min(max(self.good_match / 100.0, 1e-6), 1 - 1e-6)
+        return 100.0 * p ** (math.log(0.5) / math.log(cut))
 
     def model(self, mode: str) -> LogisticModel:
         return {"both": self.both, "content": self.content, "keywords": self.keywords}[mode]

@@ -123,3 +123,14 @@ def test_best_f1_threshold_against_brute_force():
 
         t = best_f1_threshold(p, y)
         assert f1(t) == pytest.approx(max(f1(x) for x in set(p)))
+
+
+def test_relevance_puts_the_cut_off_at_50_and_keeps_the_order():
+    from engine.fusion import Evidence, LogisticModel, TrustFusion
+
+    m = LogisticModel(-6.0, {"content": 10.0})
+    fusion = TrustFusion(m, m, m, good_match=15.0)
+    cut = next(c / 1000 for c in range(0, 1000) if m.probability(Evidence(content=c / 1000)) >= 0.15)
+    assert fusion.relevance("content", Evidence(content=cut)) == pytest.approx(50.0, abs=0.5)
+    values = [fusion.relevance("both", Evidence(content=c / 10)) for c in range(-3, 11)]
+    assert values == sorted(values) and 0.0 <= values[0] < values[-1] <= 100.0
