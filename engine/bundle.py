@@ -324,7 +324,7 @@ def model_dirs() -> list[Path]:
 
 
 def default_bundle_name() -> str | None:
-    """The shipped default bundle's directory name (the ``DEFAULT`` file of :func:`shipped_models_dir`)."""
+    """The shipped default bundle's directory name (``resources/models/DEFAULT``), if any."""
     marker = shipped_models_dir() / "DEFAULT"
     return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
 
