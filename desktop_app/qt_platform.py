@@ -9,6 +9,7 @@ installs them. It imports no Qt module (importing ``PySide6.QtWidgets`` already 
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
 import os
@@ -149,9 +150,32 @@ def platform_problem(env: Mapping[str, str] | None = None, binaries: list[Path] 
     missing = missing_libraries(binaries)
     if missing:
         return missing_libraries_message(missing)
-    if not env.get("DISPLAY"):
+    display = env.get("DISPLAY", "")
+    if not display:
         return (
             "earshot-app: no X display to open a window on (DISPLAY is not set); start it from a desktop "
             "session, or set QT_QPA_PLATFORM=offscreen to run it without one"
         )
+    if x_display_reachable(display) is False:
+        return (
+            f"earshot-app: cannot connect to the X display {display!r} (is the X server running, and may this "
+            "user open windows on it? over ssh, use ssh -X)"
+        )
     return None
+
+
+def x_display_reachable(display: str) -> bool | None:
+    """Whether an X connection to ``display`` opens (``None`` when libxcb itself cannot be loaded)."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return None
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(display.encode(), None)  # never NULL: an error connection at worst
+    try:
+        return xcb.xcb_connection_has_error(conn) == 0
+    finally:
+        xcb.xcb_disconnect(conn)

@@ -100,6 +100,8 @@ def test_unknown_library_and_missing_display() -> None:
     msg = qt_platform.missing_libraries_message(["libEGL.so.1", "libfoo.so.3"])
     assert "sudo apt-get install libegl1 (and the packages that provide libfoo.so.3)" in msg
     assert "DISPLAY is not set" in qt_platform.platform_problem({"QT_QPA_PLATFORM": "xcb"}, binaries=[])
+    unreachable = qt_platform.platform_problem({"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":977"}, binaries=[])
+    assert unreachable.startswith("earshot-app: cannot connect to the X display ':977'")
     assert qt_platform.uses_xcb({}) and qt_platform.uses_xcb({"QT_QPA_PLATFORM": "xcb:foo=1"})
     assert not qt_platform.uses_xcb({"QT_QPA_PLATFORM": "wayland;xcb"})
 
