@@ -98,17 +98,19 @@ def missing_libraries(binaries: Iterable[Path]) -> list[str]:
     if ldd is None:
         log.debug("ldd not found; skipping the Qt library check")
         return []
+    files = [str(b) for b in binaries]
+    if not files:
+        return []
+    try:
+        out = subprocess.run([ldd, *files], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("ldd %s failed: %s", files, exc)
+        return []
     missing: list[str] = []
-    for binary in binaries:
-        try:
-            out = subprocess.run([ldd, str(binary)], capture_output=True, text=True, timeout=30).stdout
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.debug("ldd %s failed: %s", binary, exc)
-            continue
-        for line in out.splitlines():
-            m = _NOT_FOUND.match(line)
-            if m and m.group(1) not in missing:
-                missing.append(m.group(1))
+    for line in out.splitlines():
+        m = _NOT_FOUND.match(line)
+        if m and m.group(1) not in missing:
+            missing.append(m.group(1))
     return missing
 
 

@@ -28,7 +28,8 @@ $V/pip install -q "${wheel}[app]"
 
 mkdir "$work/run"
 cp tests/packaging/wheel_smoke.py "$work/"  # run from outside the checkout: nothing of it is on sys.path
-(cd "$work/run" && env -u PYTHONPATH $V/python "$work/wheel_smoke.py" --bin "$V" --work "$work/run")
+bundles=$(find resources/models -mindepth 2 -maxdepth 2 -name bundle.json -not -path '*/.*' | wc -l)
+(cd "$work/run" && env -u PYTHONPATH $V/python "$work/wheel_smoke.py" --bin "$V" --work "$work/run" --bundles "$bundles")
 
 app=("$V/earshot-app" --library "$work/run/library" --settings "$work/run/settings.ini")
 if command -v Xvfb >/dev/null; then

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bin", type=Path, required=True, help="the virtualenv's bin folder")
     p.add_argument("--work", type=Path, required=True, help="an empty folder outside the repository")
+    p.add_argument("--bundles", type=int, help="how many model bundles the wheel should carry")
     args = p.parse_args(argv)
     venv = args.bin.resolve().parent
     work = args.work.resolve()
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     models = json.loads(run(args.bin, "earshot", "models", "--json", cwd=work))
     default = [m for m in models if m.get("default")]
     check(len(default) == 1, f"no default model bundle is installed: {models}")
+    shipped = [m for m in models if Path(m["path"]).is_relative_to(venv)]
+    check(args.bundles is None or len(shipped) == args.bundles,
+          f"the wheel carries {len(shipped)} bundles, expected {args.bundles}: {models}")
     check(Path(default[0]["path"]).is_relative_to(venv), f"the default bundle is not the wheel's: {default}")
     print(f"models: {len(models)} bundle(s), default {default[0]['name']} {default[0]['version']}")
 
