@@ -53,6 +53,7 @@ def test_wheel_carries_every_bundle_byte_for_byte(wheel) -> None:
         for needed in (
             "engine/data/ucs/ucs-8.2.1-en.json",
             "engine/data/ucs/ucs-additions.json",
+            "engine/data/fusion.json",
             "desktop_app/resources/earshot.desktop",
             "desktop_app/resources/earshot.svg",
             "training/data/debian_sfx_captions.csv",
