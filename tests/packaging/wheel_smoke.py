@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                           "--json", cwd=work))
     check(len(hits) == len(sounds), f"search returned {len(hits)} hits for {len(sounds)} files: {hits}")
     check({h["path"] for h in hits} == {str(p) for p in sounds.values()}, f"search paths: {hits}")
+    kinds = {"sound", "name", "description", "category"}
+    check(all(0 <= h["relevance"] <= 100 and set(h["matched_by"]) <= kinds for h in hits),
+          f"relevance/matched_by: {hits}")
     content = json.loads(run(args.bin, "earshot", "--library", str(lib), "search", "a high beep", "--mode",
                              "content", "-k", "10", "--json", cwd=work))
     check(len(content) == len(sounds) and all(-1.0 <= h["score"] <= 1.0 for h in content),
