@@ -702,7 +702,7 @@ def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
         or data_off != expected_data_off
         or label_off != data_off + 4 * dim
         or per_elem != label_off + 8
-        or not (0 <= max_level < 64)
+        or not (0 <= max_level < 64 or (elements == 0 and max_level == -1))  # -1: empty (a fresh library)
         or not (math.isfinite(mult) and mult > 0)
         or (elements and entry >= elements)
     ):
