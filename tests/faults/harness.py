@@ -73,9 +73,9 @@ class Env:
         self.log: list[tuple[list[str], int, str]] = []
 
     def cli(self, *args, timeout: float = 300, lib: Path | None = None, wrap: list[str] | None = None,
-            env: dict | None = None) -> tuple[int, str, str]:
-        cmd = [sys.executable, "-m", "engine.cli", "--library", str(lib or self.lib), "--model", str(self.model),
-               *map(str, args)]
+            env: dict | None = None, model: bool = True) -> tuple[int, str, str]:
+        cmd = [sys.executable, "-m", "engine.cli", "--library", str(lib or self.lib),
+               *(["--model", str(self.model)] if model else []), *map(str, args)]
         proc = subprocess.run((wrap or []) + cmd, capture_output=True, timeout=timeout, cwd=REPO,
                               env=child_env(env))
         out = proc.stdout.decode("utf-8", "replace")
@@ -575,7 +575,7 @@ def hostile_bundles(tmp: Path, model: Path) -> Outcome:
     (d / "bundle.json").write_text(json.dumps(spec))
     cases["wrong-type"] = d
     menv = {"EARSHOT_MODELS_DIR": str(tmp / "models")}
-    rc, out, err = env.cli("models", "--json", env=menv)
+    rc, out, err = env.cli("models", "--json", env=menv, model=False)
     listed = {Path(r["path"]).name: r for r in json.loads(out)} if rc == 0 else {}
     for name, d in cases.items():
         o.runs += 1
