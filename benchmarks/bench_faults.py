@@ -13,12 +13,17 @@ Set ``EARSHOT_FAULTS_ENGINE=/path/to/checkout`` to probe another checkout (e.g. 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+def _disk_full(h, model, kb, seed, tmp):
+    return h.disk_full(tmp, model, free_kb=kb, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     plan = [
         ("kill -9 while indexing", lambda t: h.kill9(t, model, points=args.kills, seed=args.seed)),
-        *[(f"disk full #{i}", (lambda kb: lambda t: h.disk_full(t, model, free_kb=kb, seed=i))(kb))
+        *[(f"disk full #{i}", functools.partial(_disk_full, h, model, kb, i))
           for i, kb in enumerate(rng.sample([20, 60, 120, 200, 400, 800], k=min(6, args.disk_full)))],
         ("root emptied (unmounted)", lambda t: h.unmounted_root(t, model, mode="empty")),
         ("root lost most files", lambda t: h.unmounted_root(t, model, mode="most")),
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {o.survived}/{o.runs} survived ({time.perf_counter() - t0:.0f}s) "
               + "; ".join(o.notes[:3]), file=sys.stderr, flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n| scenario | runs | survived | lost | duplicated | wrong results | tracebacks | s |")
+    print("\n| scenario | runs | survived | lost | duplicated | wrong results | tracebacks | s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for o, secs in rows:
         note = f" (skipped: {o.notes[0][9:]})" if o.runs == 0 and o.notes else ""
