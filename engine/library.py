@@ -303,9 +303,10 @@ class Library:
                 self._drop_bad_vectors(bad)
                 return self.sync_index()
             if loaded and not bad:
-                stored = conn.execute(
-                    select(func.count()).select_from(db.Vector).where(db.Vector.bundle_id == self.bundle.bundle_id)
-                ).scalar_one()
+                q = select(func.count()).select_from(db.Vector)
+                if conn.execute(select(db.BundleRow.bundle_id)).scalars().all() != [self.bundle.bundle_id]:
+                    q = q.where(db.Vector.bundle_id == self.bundle.bundle_id)  # else: a fast covering count
+                stored = conn.execute(q).scalar_one()
                 if stored != self._index.count:
                     log.warning("index %s holds %d vectors, the database %d; rebuilding it",
                                 self.index_path, self._index.count, stored)

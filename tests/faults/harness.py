@@ -254,9 +254,16 @@ def unmounted_root(tmp: Path, model: Path, *, mode: str = "empty") -> Outcome:
         stash.mkdir()
         for p in expected[:20]:
             p.rename(stash / p.name)
-    elif mode == "unreadable":
+    wrap = None
+    if mode == "unreadable":
         root.chmod(0)
-    rc, out, err = env.cli("index", "--json")
+        if os.geteuid() == 0:  # root reads anything: run the command as nobody instead
+            if not shutil.which("setpriv"):
+                root.chmod(0o755)
+                return Outcome("root unreadable", runs=0, notes=["skipped: running as root without setpriv"])
+            wrap = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            _open_to_nobody(tmp, env.lib, env.model)
+    rc, out, err = env.cli("index", "--json", wrap=wrap)
     kept_ok = rc == 3 and json.loads(out)["deleted"] == 0 and "unavailable" in err
     if mode == "unreadable":
         root.chmod(0o755)
@@ -287,6 +294,18 @@ def unmounted_root(tmp: Path, model: Path, *, mode: str = "empty") -> Outcome:
             o.survived = min(o.survived, o2.survived)
     o.tracebacks = env.tracebacks
     return o
+
+
+def _open_to_nobody(tmp: Path, lib: Path, model: Path) -> None:
+    """Let an unprivileged user reach ``tmp`` (and write ``lib``, read ``model``)."""
+    for d in (tmp, *tmp.parents, model, *model.parents):
+        mode = d.stat().st_mode
+        if not mode & 0o001:
+            d.chmod(mode | 0o005)
+    for dirpath, dirnames, filenames in os.walk(lib):
+        for name in dirnames + filenames:
+            Path(dirpath, name).chmod(0o777 if name in dirnames else 0o666)
+    lib.chmod(0o777)
 
 
 def nonfinite_audio(tmp: Path, model: Path, *, value: float = float("nan")) -> Outcome:
