@@ -104,3 +104,22 @@ def test_weighted_scores_constant_list_and_non_finite() -> None:
     assert weighted_scores([{}, {}]) == []
     with pytest.raises(ValueError):
         weighted_scores([{1: 1.0}], [1.0, 2.0])
+
+
+def test_best_f1_threshold_against_brute_force():
+    from engine.fusion import best_f1_threshold
+
+    rng = random.Random(3)
+    for _ in range(20):
+        p = [round(rng.random(), 2) for _ in range(60)]
+        y = [int(rng.random() < x) for x in p]
+        if not any(y):
+            continue
+
+        def f1(t, p=p, y=y):
+            tp = sum(1 for a, b in zip(p, y, strict=True) if a >= t and b)
+            n = sum(1 for a in p if a >= t)
+            return 2 * tp / (n + sum(y))
+
+        t = best_f1_threshold(p, y)
+        assert f1(t) == pytest.approx(max(f1(x) for x in set(p)))
