@@ -33,7 +33,7 @@ from desktop_app.tasks import SyncPool, TaskRunner
 from desktop_app.views.library_dialog import LibraryDialog
 from desktop_app.views.main_window import MainWindow
 from desktop_app.views.settings_dialog import SettingsDialog
-from desktop_app.writer import LibraryWriter
+from desktop_app.writer import LibraryWriter, ask_about_unavailable_roots
 from engine.search import Hit
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,9 @@ class EarshotApp(QObject):
         w.indexing.cancel.connect(self.writer.cancel)
         self.writer.busy_changed.connect(self._writer_busy)
         self.writer.progress.connect(w.indexing.show_progress)
+        self.writer.roots_unavailable.connect(
+            lambda roots: ask_about_unavailable_roots(self.window, self.writer, roots)
+        )
         se.opened.connect(self._opened)
         se.open_failed.connect(
             lambda msg: w.notice.show_notice(f"Cannot open the library: {msg}", "Settings…")

@@ -273,6 +273,8 @@ class Session(QObject):
             )
             for r in s.missing_roots:
                 text += f"; folder missing: {r}"
+            for r in getattr(s, "unavailable_roots", []):
+                text += f"; folder unavailable, kept: {r['path']}"
             self.message.emit(text)
         else:
             self.message.emit(f"removed {result} files from the library")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -70,9 +71,14 @@ class Filters:
             wanted |= {"AIFF"} if wanted & {"AIF", "AIFC"} else set()
             c.append(func.upper(F.format).in_(sorted(wanted)))
         if self.category:
-            parsed = keyword.parse_query(f'category:"{self.category}" OR catid:"{self.category}"')
-            sql, params = keyword.constraint_sql(parsed, "files.id")
-            c.append(_qmark_clause(sql, params))
+            cat = " ".join(str(self.category).replace('"', " ").split())
+            constraint = None
+            if cat:
+                parsed = keyword.parse_query(f'category:"{cat}" OR catid:"{cat}"')
+                constraint = keyword.constraint_sql(parsed, "files.id")
+            if constraint is None:
+                raise QueryError(f"the category {self.category!r} has nothing to match (give a UCS CatID or category)")
+            c.append(_qmark_clause(*constraint))
         if self.keyword_constraint:
             c.append(_qmark_clause(*self.keyword_constraint))
         if self.folder:
@@ -269,11 +275,22 @@ class Searcher:
         """Files that sound like ``path`` (or its region ``[start_s, end_s)``), excluding itself."""
         validate_k(k)
         path = Path(path).expanduser().resolve()
+        for name, v in (("start", start_s), ("end", end_s)):
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise QueryError(f"the region {name} must be a number of seconds >= 0, got {v}")
         if start_s is not None and end_s is not None and end_s <= start_s:
             raise QueryError(f"the region end ({end_s}s) must be after its start ({start_s}s)")
         fid, qvecs = self._stored_vectors(path, start_s, end_s)
         if qvecs is None:
+            if start_s is not None:
+                from engine.audio import probe
+
+                duration = probe(path).duration_s
+                if start_s >= duration:
+                    raise QueryError(f"the region starts at {start_s}s but {path.name} lasts {duration:.2f}s")
             qvecs = self._embed_file(path, start_s, end_s)
+        if not np.isfinite(qvecs).all():
+            raise QueryError(f"{path} contains NaN or infinite samples; it cannot be compared")
         if len(qvecs) > MAX_QUERY_WINDOWS:
             qvecs = qvecs[np.linspace(0, len(qvecs) - 1, MAX_QUERY_WINDOWS).round().astype(int)]
         return self.search_vectors(qvecs, k, filters, exclude={fid} if fid is not None else set())
@@ -356,6 +373,8 @@ class Searcher:
             if got is None:
                 continue
             fid, s, e = got
+            if not np.isfinite(sc):
+                continue
             if fid in best or fid in exclude or (allowed is not None and fid not in allowed):
                 continue
             best[fid] = (float(sc), s, e)
