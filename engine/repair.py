@@ -26,7 +26,7 @@ from engine.errors import LibraryError, LibraryLockedError
 
 log = logging.getLogger(__name__)
 
-_TABLES = ("meta", "roots", "bundles", "files", "windows", "vectors", "tombstones")
+_TABLES = ("meta", "roots", "bundles", "files", "windows", "vectors", "tombstones", "file_texts")
 _BATCH = 500
 
 
@@ -131,6 +131,7 @@ def _make_consistent(engine, bundle, report: RepairReport) -> None:
         n = x("DELETE FROM files WHERE root_id NOT IN (SELECT id FROM roots)").rowcount
         n += x("DELETE FROM windows WHERE file_id NOT IN (SELECT id FROM files)").rowcount
         n += x("DELETE FROM vectors WHERE window_id NOT IN (SELECT id FROM windows)").rowcount
+        n += x("DELETE FROM file_texts WHERE file_id NOT IN (SELECT id FROM files)").rowcount
         if n:
             report.done.append(f"removed {n} rows that pointed at lost rows")
         # Non-finite vectors (an older Earshot stored them): their files are failed, not indexed.
@@ -167,6 +168,7 @@ def _make_consistent(engine, bundle, report: RepairReport) -> None:
         db.bump_generation(conn)
         # The keyword table, from what the database knows.
         x(f"DELETE FROM {keyword.FTS_TABLE}")
+        x(f"DELETE FROM {keyword.TRIGRAM_TABLE}")
         docs = x(
             "SELECT f.id, f.rel_path, f.metadata_json, r.path FROM files f JOIN roots r ON r.id = f.root_id "
             "WHERE f.status = 'ok'"
