@@ -56,17 +56,18 @@ def collect(corpus: Path, work: Path, model: str | None) -> tuple[list[tuple[dic
             paths = file_paths(lib)
             for q, rel in relevant.items():
                 for fid, ev in s.evidence(q).items():
-                    rows.append((features(ev), int(paths.get(fid) in rel), variant, ev))
+                    rows.append((features(ev), int(paths.get(fid) in rel), f"{variant}\t{q}", ev))
             key = f"{lib.bundle.name}@{lib.bundle.version}"
     return rows, key, f"{len(relevant)} validation queries"
 
 
 def fit(rows) -> dict:
+    """One logistic model per mode, on every candidate pair of the validation queries; the good-match
+    cut-off is the probability with the best F1 on the same pairs."""
     from engine.fusion import TrustFusion, best_f1_threshold, fit_logistic
 
-    x = [r[0] for r in rows]
     y = [r[1] for r in rows]
-    both = fit_logistic(x, y, BOTH)
+    both = fit_logistic([r[0] for r in rows], y, BOTH)
     c_rows = [(r[0], r[1]) for r in rows if r[3].content is not None]
     content = fit_logistic([a for a, _ in c_rows], [b for _, b in c_rows], CONTENT)
     k_rows = [(r[0], r[1]) for r in rows if r[3].lexical > 0]
@@ -75,6 +76,35 @@ def fit(rows) -> dict:
     return TrustFusion(both, content, keywords, good_match=round(100 * threshold, 1)).as_dict()
 
 
+def report(rows, fitted: dict) -> None:
+    """Validation mAP@16 over each query's candidates, per library, for each signal alone and fused."""
+    import numpy as np
+
+    from engine.fusion import TrustFusion
+    from training.metrics import average_precision_at_k
+
+    fusion = TrustFusion.from_dict(fitted)
+    rankers = {
+        "content": lambda ev: ev.content if ev.content is not None else -9,
+        "names": lambda ev: ev.name if ev.name is not None else -9,
+        "lexical": lambda ev: ev.lexical,
+        "fused": lambda ev: fusion.both.logit(ev),
+    }
+    per: dict[tuple[str, str], list[float]] = {}
+    groups: dict[str, list] = {}
+    for _, label, key, ev in rows:
+        groups.setdefault(key, []).append((label, ev))
+    for key, items in groups.items():
+        n_rel = sum(label for label, _ in items)
+        if not n_rel:
+            continue
+        variant = key.split("\t")[0]
+        for name, f in rankers.items():
+            order = sorted(items, key=lambda it, f=f: -f(it[1]))[:16]
+            ranked = np.array([label for label, _ in order] + [0] * (16 - len(order)), dtype=bool)
+            per.setdefault((variant, name), []).append(average_precision_at_k(ranked, n_rel, 16))
+    for variant in sorted({v for v, _ in per}):
+        print(variant, "  ".join(f"{n} {np.mean(per[(variant, n)]):.3f}" for n in rankers))
 def main(argv: list[str] | None = None) -> int:
     from engine.fusion import Evidence
 
@@ -96,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         cache.write_text(json.dumps(
             {"key": key, "what": what, "rows": [[r[0], r[1], r[2], dataclasses.asdict(r[3])] for r in rows]}))
     fitted = fit(rows)
+    report(rows, fitted)
     fitted["fitted_on"] = f"{what} x 4 libraries (ucs, plain, half, opaque), {len(rows)} candidate pairs"
     print(json.dumps(fitted, indent=2))
     if args.write:

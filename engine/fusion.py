@@ -230,3 +230,4 @@ def best_f1_threshold(probabilities: Sequence[float], labels: Sequence[int]) -> 
         if f1 > best and (i == len(pairs) or pairs[i][0] < p):
             best, best_t = f1, p
     return best_t
+
