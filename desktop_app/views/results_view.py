@@ -10,6 +10,10 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 from desktop_app.results_model import COL, ROW_ROLE, SORT_ROLE, ResultsModel
 from engine.search import Hit
 
+# Columns sized to their content up to a share of the table's width (at least the pixels given).
+_CAPS = {"Description": (0.28, 160), "Category": (0.16, 110), "Folder": (0.22, 130), "Matched by": (0.14, 80)}
+NAME_MIN = 160
+
 
 class ResultsView(QTableView):
     current_hit_changed = Signal(object)  # Hit | None
@@ -20,6 +24,8 @@ class ResultsView(QTableView):
     activated_hit = Signal(object)  # Enter / double click: Hit
     type_ahead = Signal(str)  # a printable key: the search box takes it
     focus_search = Signal()  # ↑ on the first row
+    zoom = Signal(int)  # + / -: zoom the waveform in (+1) or out (-1)
+    sorted_by = Signal(int, bool)  # column (-1: rank order), ascending
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -28,6 +34,8 @@ class ResultsView(QTableView):
         self.proxy.setSourceModel(model)
         self.proxy.setSortRole(SORT_ROLE)
         self.setModel(self.proxy)
+        head = self.horizontalHeader()
+        head.sortIndicatorChanged.connect(self._sort_changed)  # before the view's own sort
         self.setSortingEnabled(True)
         self.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # rank order until a header is clicked
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -37,37 +45,110 @@ class ResultsView(QTableView):
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setShowGrid(False)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        head = self.horizontalHeader()
+        self.verticalHeader().hide()
         head.setSectionsMovable(True)
         head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        head.setStretchLastSection(True)
+        head.setStretchLastSection(False)
         head.setSortIndicatorClearable(True)
-        for col, width in (
-            ("Name", 240),
-            ("Description", 280),
-            ("Category", 130),
-            ("Score", 60),
-            ("Duration", 75),
-            ("Match", 60),
-            ("Rate", 75),
-            ("Channels", 70),
-            ("Format", 60),
-        ):
-            self.setColumnWidth(COL[col], width)
+        head.setMinimumSectionSize(36)
+        self.user_sized: set[int] = set()  # columns the user resized: left alone by fit_columns
+        self._fitting = False
+        head.sectionResized.connect(self._section_resized)
         self.selectionModel().currentRowChanged.connect(self._current_changed)
         self.doubleClicked.connect(lambda idx: self._emit_activated(idx))
 
-    def set_optional_columns(self, shown: dict[str, bool]) -> None:
-        """Show or hide columns by header name (the metadata columns, when no result has metadata)."""
-        for name, on in shown.items():
-            self.setColumnHidden(COL[name], not on)
+    # -- columns --------------------------------------------------------------------------------
+
+    def show_columns(self, shown: dict[str, bool]) -> None:
+        """Show or hide columns by header name (empty columns hide)."""
+        self._fitting = True
+        try:
+            for name, on in shown.items():
+                self.setColumnHidden(COL[name], not on)
+        finally:
+            self._fitting = False
+        self.fit_columns()
+
+    def _section_resized(self, column: int, old: int, new: int) -> None:
+        if not self._fitting:
+            self.user_sized.add(column)
+
+    def set_user_widths(self, widths: dict[str, int]) -> None:
+        """Widths the user chose earlier (by header name); those columns keep them."""
+        for name, width in widths.items():
+            if name in COL and width > 0:
+                self.setColumnWidth(COL[name], int(width))
+                self.user_sized.add(COL[name])
+
+    def user_widths(self) -> dict[str, int]:
+        names = {i: n for n, i in COL.items()}
+        return {names[c]: self.columnWidth(c) for c in sorted(self.user_sized) if c in names}
+
+    def fit_columns(self) -> None:
+        """Size every visible column to its content (capped), and give the Name column the rest of the
+        width (at least ``NAME_MIN``); columns the user resized keep their width."""
+        self._fitting = True
+        try:
+            avail = max(1, self.viewport().width())
+            head = self.horizontalHeader()
+            used = 0
+            name_col = COL["Name"]
+            for name, col in COL.items():
+                if self.isColumnHidden(col) or col == name_col:
+                    continue
+                if col not in self.user_sized:
+                    want = max(self.sizeHintForColumn(col), head.sectionSizeHint(col)) + 6
+                    share, floor = _CAPS.get(name, (1.0, 0))
+                    self.setColumnWidth(col, int(min(want, max(floor, share * avail))))
+                used += self.columnWidth(col)
+            if name_col not in self.user_sized:
+                self.setColumnWidth(name_col, max(NAME_MIN, avail - used))
+        finally:
+            self._fitting = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def layout_rows(self) -> None:
+        """After new results: the divider spans the row; it shows only in rank order."""
+        head = self.horizontalHeader()
+        column = head.sortIndicatorSection() if head.sortIndicatorSection() < self.proxy.columnCount() else -1
+        self.source.pin_reference_for_sort(column, head.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder)
+        self.clearSpans()
+        self._place_divider(column)
+
+    def _place_divider(self, column: int) -> None:
+        row = self.source.divider_row
+        if row is None:
+            return
+        proxy_row = self.proxy.mapFromSource(self.source.index(row, 0)).row()
+        ranked = column < 0
+        self.setRowHidden(proxy_row, not ranked)
+        if ranked and proxy_row >= 0:
+            self.setSpan(proxy_row, 0, 1, self.proxy.columnCount())
+
+    def _sort_changed(self, column: int, order: Qt.SortOrder) -> None:
+        ascending = order == Qt.SortOrder.AscendingOrder
+        self.source.pin_reference_for_sort(column, ascending)
+        self.clearSpans()
+        for r in range(self.proxy.rowCount()):
+            self.setRowHidden(r, False)
+        self.sorted_by.emit(column, ascending)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.fit_columns()
 
     # -- content --------------------------------------------------------------------------------
-
     def hit_at(self, index: QModelIndex) -> Hit | None:
         """The hit of a row of this view (an index of the sorting proxy)."""
         return self.source.hit(index.data(ROW_ROLE)) if index.isValid() else None
@@ -80,9 +161,20 @@ class ResultsView(QTableView):
         return [h for h in (self.hit_at(self.proxy.index(r, 0)) for r in rows) if h is not None]
 
     def select_row(self, row: int) -> None:
-        """Make ``row`` (in the displayed order) current and selected."""
+        """Make ``row`` (in the displayed order) current and selected; the divider row is skipped."""
         if 0 <= row < self.proxy.rowCount():
+            if self.hit_at(self.proxy.index(row, 0)) is None and row + 1 < self.proxy.rowCount():
+                row += 1
             self.setCurrentIndex(self.proxy.index(row, 0))
+
+    def select_path(self, path: str) -> bool:
+        """Make the row of ``path`` current (False when it is not in the list)."""
+        for r in range(self.proxy.rowCount()):
+            hit = self.hit_at(self.proxy.index(r, 0))
+            if hit is not None and hit.path == path:
+                self.setCurrentIndex(self.proxy.index(r, 0))
+                return True
+        return False
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         self.current_hit_changed.emit(self.hit_at(current))
@@ -91,6 +183,10 @@ class ResultsView(QTableView):
         hit = self.hit_at(index)
         if hit is not None:
             self.activated_hit.emit(hit)
+
+    def _first_row(self) -> bool:
+        row = self.currentIndex().row()
+        return row <= 0 or all(self.isRowHidden(r) or not self.proxy.index(r, 0).flags() for r in range(row))
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -107,8 +203,12 @@ class ResultsView(QTableView):
             self.toggle_loop.emit()
         elif plain and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._emit_activated(self.currentIndex())
-        elif plain and key == Qt.Key.Key_Up and self.currentIndex().row() <= 0:
+        elif plain and key == Qt.Key.Key_Up and self._first_row():
             self.focus_search.emit()
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal, Qt.Key.Key_Minus) and not (
+            mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+        ):
+            self.zoom.emit(-1 if key == Qt.Key.Key_Minus else 1)
         elif (
             event.text()
             and event.text().isprintable()

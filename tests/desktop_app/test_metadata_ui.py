@@ -179,10 +179,10 @@ def test_category_filter_box(app, qtbot) -> None:
     assert len(names(app)) == 3
     QTest.keyClicks(f.category, "RAIN")
     QTest.keyClick(f.category, Qt.Key.Key_Return)
-    assert app.search.filters.category == "RAIN"
+    assert app.search.filters.engine.category == "RAIN"
     assert names(app) == ["RAINMetl_Tin roof downpour_JD_Storms.wav"]
     f.category.clear()  # the clear button: at once, no Enter needed
-    assert app.search.filters.category is None and len(names(app)) == 3
+    assert app.search.filters.engine.category is None and len(names(app)) == 3
     f.set_category("doorwood")  # CatIDs match in any case
     assert names(app) == ["door_take1.wav"]
     f.set_category("WEAPONS")  # a category no file has
