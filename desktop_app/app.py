@@ -208,6 +208,7 @@ class EarshotApp(QObject):
         p.audio_status.connect(self._audio_status)
         w.audio_notice.action.connect(self.show_settings)
         p.clip_ready.connect(self._clip_ready)
+        p.channels_ready.connect(w.waveform.set_channel_peaks)
         p.position_changed.connect(self._position)
         p.playing_changed.connect(w.transport.set_playing)
         p.loop_changed.connect(self._loop_changed)
@@ -241,6 +242,7 @@ class EarshotApp(QObject):
         self.window.notice.hide()
         if self.search.current is None or self.search.current.kind == "browse":
             self.search.browse()  # the empty search box lists the library
+        self.categories.load_counts(self.session.lib)
         self.window.show_empty_state(not status.get("roots") and not self.writer.busy)
         if not status["bundle"].get("trained", True) and not self._warned_untrained:
             self._warned_untrained = True
@@ -262,6 +264,7 @@ class EarshotApp(QObject):
             self.library_dialog.set_status(status)
 
     def _write_finished(self, kind: str, summary) -> None:
+        self.categories.load_counts(self.session.lib)
         failed = getattr(summary, "failed", 0) if kind == "index" else 0
         if failed:
             self.window.failed_notice.show_notice(
@@ -288,7 +291,15 @@ class EarshotApp(QObject):
     def show_settings(self) -> None:
         from engine.library import default_library_dir
 
-        d = self.settings_dialog = SettingsDialog(self.settings, str(default_library_dir()), self.window)
+        lib = self.session.lib
+        note = "--library" if self.overrides.library else ("" if self.settings.library_dir else "the default")
+        d = self.settings_dialog = SettingsDialog(
+            self.settings,
+            str(default_library_dir()),
+            self.window,
+            open_library=str(lib.path) if lib is not None else "",
+            open_note=note,
+        )
         d.set_audio_devices(self.preview.player.output_devices())
         d.rescan_audio.connect(self._rescan_audio)
         d.accepted.connect(lambda: self.apply_settings(d.values()))
@@ -298,7 +309,12 @@ class EarshotApp(QObject):
     def _models_listed(self, models) -> None:
         if self.settings_dialog is not None:
             lib = self.session.lib
-            self.settings_dialog.set_models(models, lib.bundle.model_card if lib is not None else "")
+            self.settings_dialog.set_models(
+                models,
+                lib.bundle.model_card if lib is not None else "",
+                lib.bundle.name if lib is not None else "",
+                bool(lib.bundle.trained) if lib is not None else True,
+            )
 
     def _rescan_audio(self) -> None:
         self.preview.player.rescan()

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop_app.clips import Clip, ClipCache, compute_peaks, export_region
+from desktop_app.clips import (
+    Clip,
+    ClipCache,
+    ExportFolder,
+    channel_peaks,
+    compute_peaks,
+    export_region,
+    remove_stale_exports,
+)
 from desktop_app.player import Player
 from desktop_app.tasks import TaskRunner
 from engine.audio import load_mono
@@ -50,6 +58,7 @@ class PreviewController(QObject):
 
     audio_status = Signal(bool, str)  # available, message ("" when fine)
     clip_ready = Signal(object)  # Clip with peaks (the waveform of the current file)
+    channels_ready = Signal(object, float, float)  # (channels, bins, 2) peaks, offset_s, span_s
     position_changed = Signal(float)  # seconds
     playing_changed = Signal(bool)
     loop_changed = Signal(bool)
@@ -61,6 +70,7 @@ class PreviewController(QObject):
         player: Player | None = None,
         cache: ClipCache | None = None,
         parent: QObject | None = None,
+        exports: ExportFolder | None = None,
     ) -> None:
         super().__init__(parent)
         self.runner = runner
@@ -71,6 +81,9 @@ class PreviewController(QObject):
         self.region: tuple[float, float] | None = None
         self.duration_s = 0.0
         self._export: tuple[tuple[str, float, float], Path] | None = None
+        self.exports = exports or ExportFolder()
+        self._lanes: dict[tuple[str, float, float], object] = {}  # per-channel peaks, recent files
+        runner.submit(remove_stale_exports, None, lambda exc: log.info("stale exports: %s", exc), group="tidy")
         self._was_playing = False
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -159,6 +172,24 @@ class PreviewController(QObject):
     def _show(self, clip: Clip) -> None:
         self.duration_s = clip.duration_s
         self.clip_ready.emit(clip)
+        span = len(clip.samples) / clip.sample_rate
+        key = (clip.path, clip.offset_s, span)
+        if key in self._lanes:
+            self.channels_ready.emit(self._lanes[key], clip.offset_s, span)
+            return
+        self.runner.submit(
+            lambda: channel_peaks(clip.path, clip.offset_s, span),
+            lambda peaks: self._lanes_ready(key, peaks),
+            lambda exc: log.info("no channel lanes: %s", exc),
+            group="lanes",
+        )
+
+    def _lanes_ready(self, key: tuple[str, float, float], peaks) -> None:
+        self._lanes[key] = peaks
+        while len(self._lanes) > 32:
+            self._lanes.pop(next(iter(self._lanes)))
+        if key[0] == self.path:
+            self.channels_ready.emit(peaks, key[1], key[2])
 
     def _play(self, clip: Clip, start_s: float) -> None:
         start = min(max(start_s, clip.offset_s), clip.duration_s)
@@ -215,8 +246,9 @@ class PreviewController(QObject):
         self.player.set_region(*(region or (None, None)))
         if region is not None and self.path is not None:
             key = (self.path, region[0], region[1])
+            dest = self.exports.path
             self.runner.submit(
-                lambda: (key, export_region(key[0], key[1], key[2])),
+                lambda: (key, export_region(key[0], key[1], key[2], dest)),
                 self._exported,
                 lambda exc: log.info("pre-export failed: %s", exc),
                 group="export",
@@ -226,6 +258,7 @@ class PreviewController(QObject):
             self._sync_state()
 
     def _exported(self, result: tuple[tuple[str, float, float], Path]) -> None:
+        self.exports.replace(self._export[1] if self._export else None, result[1])
         self._export = result
 
     def export_selection(self) -> Path | None:
@@ -234,9 +267,12 @@ class PreviewController(QObject):
             return None
         key = (self.path, self.region[0], self.region[1])
         if self._export is not None and self._export[0] == key and self._export[1].exists():
+            self.exports.keep(self._export[1])
             return self._export[1]
-        path = export_region(*key)
+        path = export_region(*key, self.exports.path)
+        self.exports.replace(self._export[1] if self._export else None, path)
         self._export = (key, path)
+        self.exports.keep(path)
         return path
 
     # -- playhead -------------------------------------------------------------------------------
@@ -254,5 +290,7 @@ class PreviewController(QObject):
             self.playing_changed.emit(playing)
 
     def close(self) -> None:
+        """Stop playing, close the stream, delete this session's exported selections."""
         self._timer.stop()
         self.player.close()
+        self.exports.cleanup()

@@ -219,11 +219,20 @@ def file_hit(lib, path: str | Path) -> Hit | None:
     return None
 
 
-def category_counts(lib) -> Counter:
-    """How many indexed files each UCS category holds, from their metadata (and UCS file names).
-    Keys: CatIDs as stored (``'DOORWood'``) and upper-case category names (``'DOORS'``); a file counts
-    once under its CatID and once under its category."""
-    counts: Counter = Counter()
+@dataclass
+class CategoryCounts:
+    """Indexed files per UCS CatID (``'DOORWood'``, as stored) and per upper-case category name
+    (``'DOORS'``). They are separate because some CatIDs equal a category name (``RAIN`` is the CatID of
+    RAIN › GENERAL)."""
+
+    by_cat_id: Counter
+    by_category: Counter
+
+
+def category_counts(lib) -> CategoryCounts:
+    """How many indexed files each UCS category holds, from their metadata (and UCS file names)."""
+    by_id: Counter = Counter()
+    by_cat: Counter = Counter()
     with lib.engine.connect() as conn:
         for (raw,) in conn.execute(
             select(db.File.metadata_json).where(db.File.status == "ok", db.File.metadata_json.is_not(None))
@@ -235,7 +244,7 @@ def category_counts(lib) -> Counter:
             cat_id = meta.get("cat_id") if isinstance(meta, dict) else None
             category = meta.get("category") if isinstance(meta, dict) else None
             if isinstance(cat_id, str) and cat_id.strip():
-                counts[cat_id.strip()] += 1
+                by_id[cat_id.strip()] += 1
             if isinstance(category, str) and category.strip():
-                counts[category.strip().upper()] += 1
-    return counts
+                by_cat[category.strip().upper()] += 1
+    return CategoryCounts(by_id, by_cat)

@@ -112,8 +112,8 @@ def test_bit_depth_labels() -> None:
 
 def test_category_counts(lib) -> None:
     counts = browse.category_counts(lib[0])
-    assert counts["DOORWood"] == 1 and counts["DOORMetl"] == 1 and counts["DOORS"] == 2
-    assert sum(counts.values()) == 4  # files without a category do not count
+    assert counts.by_cat_id == {"DOORWood": 1, "DOORMetl": 1}  # files without a category do not count
+    assert counts.by_category == {"DOORS": 2}
 
 
 def test_does_not_load_torch() -> None:
