@@ -182,7 +182,7 @@ class EarshotApp(QObject):
         s.results.connect(self.presenter.show)
         self.presenter.shown.connect(self._results_shown)
         s.failed.connect(self._search_failed)
-        s.searching.connect(lambda busy: bar.set_busy("searching…" if busy else ""))
+        s.searching.connect(self._searching)
         w.filters.changed.connect(s.set_filters)
         bar.mode_changed.connect(self._mode_changed)
         w.act_details.toggled.connect(self._details_toggled)
@@ -344,6 +344,10 @@ class EarshotApp(QObject):
 
     def _results_shown(self, result: SearchResult) -> None:
         self.window.details.show_details(hit_details(self.window.results.current_hit()))
+
+    def _searching(self, busy: bool) -> None:
+        ready = self.session.model_ready or (self.search.current is not None and self.search.current.kind != "text")
+        self.window.search_bar.set_busy(("searching…" if ready else "loading the model…") if busy else "")
 
     def _mode_changed(self, mode: str) -> None:
         self.settings.search_mode = mode

@@ -8,6 +8,7 @@ the GUI thread. Writes are handed to the :class:`~desktop_app.writer.LibraryWrit
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,8 @@ class Session(QObject):
         self.lib = None
         self.status: dict | None = None
         self._pending_open: tuple | None = None
+        self._warm_lock = threading.Lock()  # held while the text model loads
+        self.model_ready = False
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(STATUS_REFRESH_MS)
         self._status_timer.timeout.connect(self.refresh_status)
@@ -248,21 +251,29 @@ class Session(QObject):
         self.warm_up()
 
     def warm_up(self) -> None:
-        """Load the text model in the background, so the first query does not wait for it."""
+        """Load the text model in the background as soon as a library is open (and run it once, so the
+        first query does not pay for loading or for the first inference either). A text query submitted
+        meanwhile waits for it instead of loading the model a second time."""
         lib = self.lib
         if lib is None:
             return
+        self.model_ready = False
+        lock = self._warm_lock
 
         def work():
-            lib.encoder.embed_text(["warm up"])  # loads the text networks and runs them once
-            return True
+            with lock:
+                t0 = time.perf_counter()
+                lib.encoder.embed_text(["warm up"])  # loads the text networks and runs them once
+                return time.perf_counter() - t0
 
-        self.runner.submit(
-            work,
-            lambda _: self.message.emit("model ready"),
-            lambda exc: self.message.emit(f"cannot load the model: {exc}"),
-            group="warm",
-        )
+        self.runner.submit(work, self._warmed, self._warm_failed, group="warm", priority=4)
+
+    def _warmed(self, seconds: float) -> None:
+        self.model_ready = True
+        log.info("text model ready in %.2f s", seconds)
+
+    def _warm_failed(self, exc: BaseException) -> None:
+        self.message.emit(f"cannot load the model: {exc}")
 
     def close(self, wait_ms: int = 10000) -> None:
         """Cancel indexing, wait for the workers (up to ``wait_ms`` each), close the library."""
@@ -291,7 +302,12 @@ class Session(QObject):
             self.search_failed.emit(query, "no library is open yet")
             return
 
+        warm = self._warm_lock
+
         def work():
+            if query.kind == "text":
+                with warm:  # the model is being loaded in the background: wait for it, do not load it twice
+                    pass
             return run_query(lib, query, filters, k, mode)
 
         self.runner.submit(

@@ -64,8 +64,6 @@ class FiltersPanel(QWidget):
         self.format = self._combo(FORMATS)
         self.folder = QComboBox(self)
         self.folder.addItem("all folders", None)
-        self.folder.setMinimumContentsLength(10)
-        self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.category = QLineEdit(self)
         self.category.setPlaceholderText("any category")
         self.category.setClearButtonEnabled(True)
@@ -73,7 +71,7 @@ class FiltersPanel(QWidget):
             "Only files of this UCS category (e.g. DOORS) or CatID (e.g. DOORWood), from their "
             "metadata or UCS file names"
         )
-        self.category.setMinimumWidth(self.category.fontMetrics().horizontalAdvance("M") * 7)
+        self.category.setMinimumWidth(self.category.fontMetrics().horizontalAdvance("M") * 5)
         self.browse = QToolButton(self)
         self.browse.setText("Categories…")
         self.browse.setToolTip("Browse the UCS categories (Ctrl+Shift+K)")
@@ -88,6 +86,14 @@ class FiltersPanel(QWidget):
             lay.addWidget(w)
         lay.addWidget(self.reset)
         lay.addStretch(1)
+        # At 1024 px the row must fit: every box may shrink below its longest item (text elides).
+        em = self.fontMetrics().horizontalAdvance("M")
+        self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.folder.setMinimumContentsLength(14)  # a long path must not make the box wide
+        for c in (self.rate, self.channels, self.bits, self.format, self.folder):
+            c.setMinimumWidth(em * 4)
+        for spin in (self.min_dur, self.max_dur):
+            spin.setMinimumWidth(em * 4)
         for spin in (self.min_dur, self.max_dur):
             spin.valueChanged.connect(self._emit)
         for combo in (self.rate, self.channels, self.bits, self.format, self.folder):

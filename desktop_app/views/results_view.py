@@ -60,6 +60,7 @@ class ResultsView(QTableView):
         self.user_sized: set[int] = set()  # columns the user resized: left alone by fit_columns
         self._fitting = False
         head.sectionResized.connect(self._section_resized)
+        self.proxy.layoutChanged.connect(self._resorted)
         self.selectionModel().currentRowChanged.connect(self._current_changed)
         self.doubleClicked.connect(lambda idx: self._emit_activated(idx))
 
@@ -73,6 +74,11 @@ class ResultsView(QTableView):
                 self.setColumnHidden(COL[name], not on)
         finally:
             self._fitting = False
+        cur = self.currentIndex()
+        if cur.isValid() and self.isColumnHidden(cur.column()):  # keep ↑/↓ working
+            self.selectionModel().setCurrentIndex(
+                cur.siblingAtColumn(self._first_column()), self.selectionModel().SelectionFlag.NoUpdate
+            )
         self.fit_columns()
 
     def _section_resized(self, column: int, old: int, new: int) -> None:
@@ -139,10 +145,17 @@ class ResultsView(QTableView):
     def _sort_changed(self, column: int, order: Qt.SortOrder) -> None:
         ascending = order == Qt.SortOrder.AscendingOrder
         self.source.pin_reference_for_sort(column, ascending)
+        self.sorted_by.emit(column, ascending)
+
+    def _resorted(self, *_) -> None:
+        """The proxy re-ordered its rows: the divider moved (and shows only in rank order)."""
+        head = self.horizontalHeader()
+        column = head.sortIndicatorSection() if head.sortIndicatorSection() < self.proxy.columnCount() else -1
         self.clearSpans()
         for r in range(self.proxy.rowCount()):
-            self.setRowHidden(r, False)
-        self.sorted_by.emit(column, ascending)
+            if self.isRowHidden(r):
+                self.setRowHidden(r, False)
+        self._place_divider(column)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -165,14 +178,23 @@ class ResultsView(QTableView):
         if 0 <= row < self.proxy.rowCount():
             if self.hit_at(self.proxy.index(row, 0)) is None and row + 1 < self.proxy.rowCount():
                 row += 1
-            self.setCurrentIndex(self.proxy.index(row, 0))
+            self.setCurrentIndex(self.proxy.index(row, self._first_column()))
+
+    def _first_column(self) -> int:
+        """The leftmost visible column (the current cell must be visible for ↑/↓ to move)."""
+        head = self.horizontalHeader()
+        for v in range(head.count()):
+            c = head.logicalIndex(v)
+            if not head.isSectionHidden(c):
+                return c
+        return 0
 
     def select_path(self, path: str) -> bool:
         """Make the row of ``path`` current (False when it is not in the list)."""
         for r in range(self.proxy.rowCount()):
             hit = self.hit_at(self.proxy.index(r, 0))
             if hit is not None and hit.path == path:
-                self.setCurrentIndex(self.proxy.index(r, 0))
+                self.setCurrentIndex(self.proxy.index(r, self._first_column()))
                 return True
         return False
 

@@ -74,7 +74,7 @@ class SearchBar(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes from the box to the results
             self.mode_buttons.append(button)
         self.busy = QLabel("", self)
-        self.busy.setMinimumWidth(self.busy.fontMetrics().horizontalAdvance("searching…") + 6)
+        self.busy.setMinimumWidth(self.busy.fontMetrics().horizontalAdvance("loading the model…") + 6)
         self.busy.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         lay.addWidget(self.back_button)
         lay.addWidget(self.forward_button)
