@@ -252,8 +252,9 @@ def test_grid_steps_are_round_and_readable() -> None:
     ticks = grid_ticks(1.05, 3.0, 600)
     assert ticks[0] >= 1.05 and ticks[-1] <= 3.0
     step = ticks[1] - ticks[0]
-    assert all(abs((b - a) - step) < 1e-6 for a, b in zip(ticks, ticks[1:]))
-    assert all(step / 1.95 * 600 >= 70 for _ in ticks)
+    assert all(abs((b - a) - step) < 1e-6 for a, b in zip(ticks, ticks[1:], strict=False))
+    assert step / 1.95 * 600 >= 70  # lines at least 70 px apart
+    assert grid_step(1.95, 600) == pytest.approx(step)
 
 
 def test_bit_depth_column_and_filter(app, qtbot) -> None:
