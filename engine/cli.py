@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("both", "content", "keywords"), default="both",
                    help="rank by what files sound like (content), by names and metadata (keywords), or both "
                         "(default). Keyword syntax: \"phrase\", -exclude, OR, prefix*, category:/library:/designer:")
+    p.add_argument("--all", action="store_true",
+                   help="also list the weaker matches below the relevance cut-off (text output; --json lists "
+                        "all k hits with their relevance)")
     _filters(p)
 
     p = sub.add_parser("similar", help="find sounds that sound like a file (or a region of it)")
@@ -112,18 +115,30 @@ def _fmt_time(s: float) -> str:
     return f"{int(m)}:{sec:05.2f}"
 
 
-def _print_hits(hits, as_json: bool) -> None:
-    from engine.search import hits_to_json
+def _print_hits(hits, as_json: bool, show_all: bool = True) -> None:
+    """Hits as JSON (all of them), or as lines: relevance (0–100) or score, the best-matching time, the
+    length, the path and what matched; without ``show_all``, only the good matches, then a count."""
+    from engine.search import hits_to_json, is_good_match
 
     if as_json:
         print(json.dumps(hits_to_json(hits), ensure_ascii=False))
         return
+    shown = hits if show_all else [h for h in hits if is_good_match(h)]
     if not hits:
         print("no results")
         return
-    for i, h in enumerate(hits, 1):
-        print(f"{i:3d}  {h.score:6.3f}  {_fmt_time(h.start_s)}–{_fmt_time(h.end_s)}  "
-              f"{h.duration_s:7.2f}s  {h.path}")
+    if not shown:
+        print(f"no good matches ({len(hits)} weaker ones: add --all to see them)")
+        return
+    weak_from = next((i for i, h in enumerate(shown) if not is_good_match(h)), None)
+    for i, h in enumerate(shown, 1):
+        if i - 1 == weak_from:
+            print("  -- weaker matches --" if i > 1 else "  -- no good matches; the closest --")
+        rel = f"{h.relevance:5.0f}%" if h.relevance is not None else f"{h.score:6.3f}"
+        why = f"  [{', '.join(h.matched_by)}]" if h.matched_by else ""
+        print(f"{i:3d}  {rel}  {_fmt_time(h.start_s)}–{_fmt_time(h.end_s)}  {h.duration_s:7.2f}s  {h.path}{why}")
+    if len(shown) < len(hits):
+        print(f"({len(hits) - len(shown)} weaker matches not shown: add --all)")
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -217,9 +232,9 @@ def cmd_search(args) -> int:
                     print(json.dumps({"query": q, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False), flush=True)
                 else:
                     print(f"# {q}")
-                    _print_hits(hits, False)
+                    _print_hits(hits, False, args.all)
             return 0
-        _print_hits(searcher.search(args.query, args.k, filters, args.mode), args.json)
+        _print_hits(searcher.search(args.query, args.k, filters, args.mode), args.json, args.all)
         return 0
     finally:
         lib.close()

@@ -1,0 +1,101 @@
+"""Fit the search's fusion by trust (:class:`engine.fusion.TrustFusion`) on VALIDATION queries.
+
+Builds the ``ucs``, ``plain``, ``half`` and ``opaque`` libraries (benchmarks/libraries.py) from the
+validation split of the Debian sound-effects corpus, indexes each with the bundle, collects every signal
+for the candidates of each validation query (:meth:`engine.search.Searcher.evidence`), labels them with
+the hand-written validation queries, fits one logistic model per search mode and prints it; with
+``--write`` it stores it in ``engine/data/fusion.json`` under the bundle's ``name@version``. The test
+split and every evaluation set stay out of it.
+
+    python -m benchmarks.fit_fusion --corpus data/debian_sfx/corpus [--model NAME] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks import libraries  # noqa: E402
+
+BOTH = ("content", "name_trusted", "name_trusted_sq", "informative", "lexical", "lexical_trusted")
+CONTENT = ("content",)
+KEYWORDS = ("lexical", "informative", "lexical_trusted")
+
+
+def file_paths(lib) -> dict[int, str]:
+    """``{file id: absolute path}`` of every file in a library."""
+    from sqlalchemy import select
+
+    from engine.storage import db
+
+    with lib.engine.connect() as conn:
+        rows = conn.execute(select(db.File.id, db.Root.path, db.File.rel_path).join(db.Root)).all()
+    return {fid: str(Path(root) / rel) for fid, root, rel in rows}
+
+
+def collect(corpus: Path, work: Path, model: str | None) -> tuple[list[tuple[dict, int, str]], str, str]:
+    from engine.fusion import features
+    from engine.indexer import Indexer
+    from engine.library import Library
+    from engine.search import Searcher
+
+    maps = libraries.build(corpus, work, libraries.clips_of("val"))
+    rows = []
+    for variant, mapping in maps.items():
+        relevant = libraries.relevant_sets("val", mapping)
+        with Library(work / f"lib-{variant}", model) as lib:
+            Indexer(lib).run([work / variant])
+            s = Searcher(lib)
+            paths = file_paths(lib)
+            for q, rel in relevant.items():
+                for fid, ev in s.evidence(q).items():
+                    rows.append((features(ev), int(paths.get(fid) in rel), variant, ev))
+            key = f"{lib.bundle.name}@{lib.bundle.version}"
+    return rows, key, f"{len(relevant)} validation queries"
+
+
+def fit(rows) -> dict:
+    from engine.fusion import TrustFusion, fit_logistic
+
+    x = [r[0] for r in rows]
+    y = [r[1] for r in rows]
+    both = fit_logistic(x, y, BOTH)
+    c_rows = [(r[0], r[1]) for r in rows if r[3].content is not None]
+    content = fit_logistic([a for a, _ in c_rows], [b for _, b in c_rows], CONTENT)
+    k_rows = [(r[0], r[1]) for r in rows if r[3].lexical > 0]
+    keywords = fit_logistic([a for a, _ in k_rows], [b for _, b in k_rows], KEYWORDS)
+    return TrustFusion(both, content, keywords).as_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", type=Path, default=REPO / "data" / "debian_sfx" / "corpus")
+    p.add_argument("--model", default=None)
+    p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--write", action="store_true", help="store the fit in engine/data/fusion.json")
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="earshot-fit-"))
+    rows, key, what = collect(args.corpus, work, args.model)
+    (work / "rows.json").write_text(json.dumps(
+        {"key": key, "what": what, "rows": [[r[0], r[1], r[2], dataclasses.asdict(r[3])] for r in rows]}))
+    fitted = fit(rows)
+    fitted["fitted_on"] = f"{what} x 4 libraries (ucs, plain, half, opaque), {len(rows)} candidate pairs"
+    print(json.dumps(fitted, indent=2))
+    if args.write:
+        path = REPO / "engine" / "data" / "fusion.json"
+        table = json.loads(path.read_text())
+        table["bundles"][key] = fitted
+        path.write_text(json.dumps(table, indent=2) + "\n")
+        print(f"written to {path} as {key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
