@@ -226,6 +226,14 @@ class ResultsModel(QStandardItemModel):
         """The hit of ``row`` (a :data:`ROW_ROLE` value), ``None`` for the divider."""
         return self._rows[row].hit if row is not None and 0 <= row < len(self._rows) else None
 
+    def row_of(self, path: str) -> int | None:
+        """The model row showing ``path`` (rows count the pinned reference and the divider)."""
+        for r in range(self.rowCount()):
+            i = self.index(r, 0).data(ROW_ROLE)
+            if i is not None and i >= 0 and self._rows[i].hit.path == path:
+                return r
+        return None
+
     def mark(self, row: int) -> str:
         return self._rows[row].mark if row is not None and 0 <= row < len(self._rows) else ""
 

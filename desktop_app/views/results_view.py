@@ -7,7 +7,7 @@ from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from desktop_app.results_model import COL, ROW_ROLE, SORT_ROLE, ResultsModel
+from desktop_app.results_model import COL, MARK_ROLE, ROW_ROLE, SORT_ROLE, ResultsModel
 from engine.search import Hit
 
 # Columns sized to their content up to a share of the table's width (at least the pixels given).
@@ -33,6 +33,8 @@ class ResultsView(QTableView):
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(model)
         self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterRole(MARK_ROLE)  # sorted by a column: the divider row is filtered out
+        self.proxy.setFilterKeyColumn(0)
         self.setModel(self.proxy)
         head = self.horizontalHeader()
         head.sortIndicatorChanged.connect(self._sort_changed)  # before the view's own sort
@@ -134,17 +136,17 @@ class ResultsView(QTableView):
 
     def _place_divider(self, column: int) -> None:
         row = self.source.divider_row
-        if row is None:
+        if row is None or column >= 0:
             return
         proxy_row = self.proxy.mapFromSource(self.source.index(row, 0)).row()
-        ranked = column < 0
-        self.setRowHidden(proxy_row, not ranked)
-        if ranked and proxy_row >= 0:
+        if proxy_row >= 0:
             self.setSpan(proxy_row, 0, 1, self.proxy.columnCount())
 
     def _sort_changed(self, column: int, order: Qt.SortOrder) -> None:
         ascending = order == Qt.SortOrder.AscendingOrder
         self.source.pin_reference_for_sort(column, ascending)
+        self.clearSpans()
+        self.proxy.setFilterRegularExpression("" if column < 0 else "^(?!divider$)")
         self.sorted_by.emit(column, ascending)
 
     def _resorted(self, *_) -> None:
@@ -152,9 +154,6 @@ class ResultsView(QTableView):
         head = self.horizontalHeader()
         column = head.sortIndicatorSection() if head.sortIndicatorSection() < self.proxy.columnCount() else -1
         self.clearSpans()
-        for r in range(self.proxy.rowCount()):
-            if self.isRowHidden(r):
-                self.setRowHidden(r, False)
         self._place_divider(column)
 
     def showEvent(self, event) -> None:

@@ -72,13 +72,16 @@ def row_of(app: EarshotApp, name: str) -> int:
 
 
 def cell(app: EarshotApp, row: int, col: str, role=Qt.ItemDataRole.DisplayRole):
-    return app.model.index(row, COL[col]).data(role)
+    """The cell of the ``row``-th hit (model rows also hold the "weaker matches" divider)."""
+    return app.model.index(app.model.row_of(app.model.hits()[row].path), COL[col]).data(role)
 
 
 def select(app: EarshotApp, name: str) -> None:
     res = app.window.results
     row = next(
-        r for r in range(res.proxy.rowCount()) if Path(res.hit_at(res.proxy.index(r, 0)).path).name == name
+        r
+        for r in range(res.proxy.rowCount())
+        if (h := res.hit_at(res.proxy.index(r, 0))) is not None and Path(h.path).name == name
     )
     res.select_row(row)
 
@@ -98,7 +101,7 @@ def test_search_mode_switch_persists(app, make_app, tmp_path, qtbot) -> None:
     bar.mode_actions["keywords"].trigger()  # what the "Keywords" button and Ctrl+3 do
     assert app.search.mode == "keywords" and app.settings.search_mode == "keywords"
     assert names(app) == ["door_take1.wav"]  # re-run at once: only the file whose metadata says so
-    assert "1 result for “slams” · keywords" in app.window.results_label.text()
+    assert "1 good match for “slams” · keywords" in app.window.results_label.text()
     assert "category:" in bar.edit.placeholderText()
     search(qtbot, app, "downpour")  # words of a UCS file name
     assert names(app) == ["RAINMetl_Tin roof downpour_JD_Storms.wav"]

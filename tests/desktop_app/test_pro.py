@@ -17,6 +17,7 @@ import engine.search
 from desktop_app.app import EarshotApp
 from desktop_app.clips import ExportFolder
 from desktop_app.results_model import COL, DIVIDER_TEXT, MARK_ROLE
+from desktop_app.views.results_view import NAME_MIN
 from desktop_app.views.waveform import grid_step, grid_ticks
 from desktop_app.writer import IndexProgress
 from engine.indexer import Indexer
@@ -107,8 +108,11 @@ def test_columns_fit_at_1024_without_the_details_panel(app, qtbot) -> None:
     assert COL["Description"] not in visible and COL["Category"] not in visible  # empty columns hide
     total = sum(res.columnWidth(c) for c in visible)
     assert total <= res.viewport().width() + 1  # everything on screen, no horizontal scrolling
-    name_w = res.columnWidth(COL["Name"])
-    assert name_w >= res.sizeHintForColumn(COL["Name"]) or name_w >= 300  # names get the room left over
+    assert res.columnWidth(COL["Name"]) >= NAME_MIN  # names get the room left over
+    w.resize(1600, 900)
+    qtbot.wait(50)
+    assert sum(res.columnWidth(c) for c in visible) <= res.viewport().width() + 1
+    assert res.columnWidth(COL["Name"]) >= 600  # wide window: long names show
     w.act_details.trigger()
     assert w.details.isVisible() and app.settings.show_details
 
@@ -260,7 +264,7 @@ def test_grid_steps_are_round_and_readable() -> None:
 def test_bit_depth_column_and_filter(app, qtbot) -> None:
     f = app.window.filters
     search(qtbot, app, "sound")
-    bits = {Path(h.path).name: app.model.index(r, COL["Bits"]).data() for r, h in enumerate(app.model.hits())}
+    bits = {Path(h.path).name: app.model.index(app.model.row_of(h.path), COL["Bits"]).data() for h in app.model.hits()}
     assert bits["door_creak.wav"] == "24-bit" and bits["door_slam.wav"] == "16-bit"
     assert bits["hum_6ch.wav"] == "32-bit float" and bits["beep.ogg"] == ""
     f.bits.setCurrentIndex(f.bits.findText("24-bit"))
