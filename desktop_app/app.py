@@ -379,9 +379,9 @@ class EarshotApp(QObject):
         w = self.window
         w.waveform.set_match((hit.start_s, hit.end_s))
         w.waveform.set_region(None)
-        w.transport.set_name(
-            f"{Path(hit.path).name} · best match {fmt_clock(hit.start_s)} · {fmt_duration(hit.duration_s)}"
-        )
+        listed = self.presenter.result is not None and self.presenter.result.query.kind == "browse"
+        match = "" if listed else f" · best match {fmt_clock(hit.start_s)}"
+        w.transport.set_name(f"{Path(hit.path).name}{match} · {fmt_duration(hit.duration_s)}")
         self.preview.preview(hit.path, hit.start_s, hit.end_s, hit.duration_s)
 
     def toggle_play(self) -> None:

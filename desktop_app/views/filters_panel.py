@@ -89,11 +89,13 @@ class FiltersPanel(QWidget):
         # At 1024 px the row must fit: every box may shrink below its longest item (text elides).
         em = self.fontMetrics().horizontalAdvance("M")
         self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.folder.setMinimumContentsLength(14)  # a long path must not make the box wide
+        self.folder.setMinimumContentsLength(9)  # a long path must not make the box wide
         for c in (self.rate, self.channels, self.bits, self.format, self.folder):
             c.setMinimumWidth(em * 4)
         for spin in (self.min_dur, self.max_dur):
             spin.setMinimumWidth(em * 4)
+            spin.setMaximumWidth(em * 6)
+        self.category.setMaximumWidth(em * 9)
         for spin in (self.min_dur, self.max_dur):
             spin.valueChanged.connect(self._emit)
         for combo in (self.rate, self.channels, self.bits, self.format, self.folder):

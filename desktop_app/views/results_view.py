@@ -10,9 +10,33 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 from desktop_app.results_model import COL, MARK_ROLE, ROW_ROLE, SORT_ROLE, ResultsModel
 from engine.search import Hit
 
-# Columns sized to their content up to a share of the table's width (at least the pixels given).
-_CAPS = {"Description": (0.28, 160), "Category": (0.16, 110), "Folder": (0.22, 130), "Matched by": (0.14, 80)}
-NAME_MIN = 160
+# Columns that give way when the table is narrow, with the width they keep (pixels) and how much of the
+# table they may take at most; the others always get their content's width.
+FLEXIBLE = {"Name": (160, 1.0), "Description": (110, 0.3), "Category": (90, 0.18), "Folder": (100, 0.22),
+            "Matched by": (64, 0.15)}
+NAME_MIN = FLEXIBLE["Name"][0]
+
+
+def share_widths(avail: int, fixed: int, natural: dict[str, int]) -> dict[str, int]:
+    """Widths of the flexible columns (``natural``: name → content width) in ``avail - fixed`` pixels.
+    Each wants its content width, up to its share of ``avail``. When all fit, the Name column also takes
+    what is left; otherwise each keeps its floor and the rest is shared in proportion to what each still
+    wants, the Name column's want counting double (names matter most)."""
+    room = max(0, avail - fixed)
+    want = {n: max(FLEXIBLE[n][0], min(w, int(FLEXIBLE[n][1] * avail))) for n, w in natural.items()}
+    if sum(want.values()) <= room:
+        out = dict(want)
+        if "Name" in out:
+            out["Name"] += room - sum(want.values())
+        return out
+    floors = {n: FLEXIBLE[n][0] for n in want}
+    weight = {n: (2.0 if n == "Name" else 1.0) * (want[n] - floors[n]) for n in want}
+    spare = max(0, room - sum(floors.values()))
+    total = sum(weight.values())
+    out = {n: floors[n] + (min(want[n] - floors[n], int(spare * weight[n] / total)) if total else 0) for n in want}
+    if "Name" in out:
+        out["Name"] += max(0, room - sum(out.values()))
+    return out
 
 
 class ResultsView(QTableView):
@@ -99,24 +123,26 @@ class ResultsView(QTableView):
         return {names[c]: self.columnWidth(c) for c in sorted(self.user_sized) if c in names}
 
     def fit_columns(self) -> None:
-        """Size every visible column to its content (capped), and give the Name column the rest of the
-        width (at least ``NAME_MIN``); columns the user resized keep their width."""
+        """Size the columns to their content, the flexible ones (:data:`FLEXIBLE`) within the table's
+        width, the Name column taking the rest; columns the user resized keep their width."""
         self._fitting = True
         try:
             avail = max(1, self.viewport().width())
             head = self.horizontalHeader()
-            used = 0
-            name_col = COL["Name"]
+            fixed, natural = 0, {}
             for name, col in COL.items():
-                if self.isColumnHidden(col) or col == name_col:
+                if self.isColumnHidden(col):
                     continue
-                if col not in self.user_sized:
-                    want = max(self.sizeHintForColumn(col), head.sectionSizeHint(col)) + 6
-                    share, floor = _CAPS.get(name, (1.0, 0))
-                    self.setColumnWidth(col, int(min(want, max(floor, share * avail))))
-                used += self.columnWidth(col)
-            if name_col not in self.user_sized:
-                self.setColumnWidth(name_col, max(NAME_MIN, avail - used))
+                content = max(self.sizeHintForColumn(col), head.sectionSizeHint(col)) + 6
+                if col in self.user_sized:
+                    fixed += self.columnWidth(col)
+                elif name in FLEXIBLE:
+                    natural[name] = content
+                else:
+                    self.setColumnWidth(col, content)
+                    fixed += content
+            for name, width in share_widths(avail, fixed, natural).items():
+                self.setColumnWidth(COL[name], width)
         finally:
             self._fitting = False
 
