@@ -17,6 +17,7 @@ from desktop_app.views.main_window import MainWindow
 # browse: the header a column sorts by → engine.browse sort key
 BROWSE_SORT = {"Name": "name", "Folder": "folder", "Duration": "duration", "Rate": "rate", "Added": "added"}
 REFRESH_MIN_S = 2.0  # re-run the query at most this often while files are being added
+REFRESH_BROWSE_S = 10.0  # the library listing (up to BROWSE_LIMIT rows to rebuild): less often
 
 
 def visible_columns(kind: str, filled: dict[str, bool]) -> dict[str, bool]:
@@ -85,7 +86,8 @@ class ResultsPresenter(QObject):
         if before is None or before == files or self.search.current is None:
             return
         now = time.monotonic()
-        if now - self._last_refresh < REFRESH_MIN_S and not self._idle():
+        wait = REFRESH_BROWSE_S if self.search.current.kind == "browse" else REFRESH_MIN_S
+        if now - self._last_refresh < wait and not self._idle():
             self._files = before  # try again at the next refresh
             return
         self._last_refresh = now

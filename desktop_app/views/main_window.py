@@ -32,12 +32,17 @@ def _dropped_folders(event: QDropEvent | QDragEnterEvent) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).is_dir()]
 
 
+DETAILS_AUTO_HIDE_W = 1150  # narrower windows fold the details panel away (Ctrl+I opens it anyway)
+
+
 class MainWindow(QMainWindow):
     folders_dropped = Signal(list)
     closing = Signal()
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._details_wanted = True
+        self._details_forced = False
         self.setWindowTitle("Earshot")
         self.resize(1180, 760)
         self.setAcceptDrops(True)
@@ -180,15 +185,31 @@ class MainWindow(QMainWindow):
         self.results_label.setText(text)
 
     def show_details_panel(self, on: bool) -> None:
+        """The user's choice (Ctrl+I, the setting). Below :data:`DETAILS_AUTO_HIDE_W` pixels the panel
+        folds away by itself, unless the user opened it at that width."""
+        self._details_wanted = on
+        self._details_forced = on and self.width() < DETAILS_AUTO_HIDE_W
+        self._apply_details()
+
+    def _apply_details(self) -> None:
+        narrow = self.width() < DETAILS_AUTO_HIDE_W
+        on = self._details_wanted and (not narrow or self._details_forced)
         if on:
             sizes = self.side_splitter.sizes()
             if sizes[1] < self.details.minimumWidth():  # collapsed by dragging: open it again
                 total = sum(sizes)
                 self.side_splitter.setSizes([max(0, total - 240), 240])
-        self.details.setVisible(on)
+        if on != self.details.isVisibleTo(self):
+            self.details.setVisible(on)
         self.act_details.blockSignals(True)
-        self.act_details.setChecked(on)
+        self.act_details.setChecked(on)  # the action shows what is on screen
         self.act_details.blockSignals(False)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.width() >= DETAILS_AUTO_HIDE_W:
+            self._details_forced = False
+        self._apply_details()
 
     def _side_moved(self, pos: int, index: int) -> None:
         shut = self.side_splitter.sizes()[1] == 0

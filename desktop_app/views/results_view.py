@@ -12,8 +12,7 @@ from engine.search import Hit
 
 # Columns that give way when the table is narrow, with the width they keep (pixels) and how much of the
 # table they may take at most; the others always get their content's width.
-FLEXIBLE = {"Name": (160, 1.0), "Description": (110, 0.3), "Category": (90, 0.18), "Folder": (100, 0.22),
-            "Matched by": (64, 0.15)}
+FLEXIBLE = {"Name": (160, 1.0), "Description": (110, 0.3), "Category": (90, 0.18), "Folder": (100, 0.22)}
 NAME_MIN = FLEXIBLE["Name"][0]
 
 

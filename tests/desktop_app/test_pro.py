@@ -96,10 +96,15 @@ def test_window_keeps_its_size_with_a_long_query_and_a_long_file_name(app, qtbot
 
 def test_columns_fit_at_1024_without_the_details_panel(app, qtbot) -> None:
     w = app.window
-    w.resize(1024, 700)
-    search(qtbot, app, "door")
-    w.act_details.trigger()  # Ctrl+I: the details panel collapses
+    w.resize(1280, 800)
+    assert w.details.isVisible() and w.act_details.isChecked()
+    w.resize(1024, 700)  # narrow: the details panel folds away by itself, the setting stays
+    assert not w.details.isVisible() and not w.act_details.isChecked() and app.settings.show_details
+    w.act_details.trigger()  # Ctrl+I opens it anyway
+    assert w.details.isVisible() and app.settings.show_details
+    w.act_details.trigger()  # and closes it
     assert not w.details.isVisible() and not app.settings.show_details
+    search(qtbot, app, "door")
     qtbot.wait(50)
     res = w.results
     visible = [c for c in range(app.model.columnCount()) if not res.isColumnHidden(c)]
