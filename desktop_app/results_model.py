@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QBrush, QColor, QFont, QGradient, QLinearGradient, QStandardItem, QStandardItemModel
 
 from desktop_app import relevance as rel
@@ -34,6 +34,7 @@ DIVIDER_TEXT = "weaker matches"
 BAR_COLOR = QColor(70, 140, 220, 90)
 WEAK_COLOR = QColor(128, 128, 128)
 REFERENCE_BACKGROUND = QColor(255, 236, 170)
+CHUNK_ROWS = 100  # rows added to the model per event-loop turn
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class ResultsModel(QStandardItemModel):
         self.divider_row: int | None = None  # model row of the "weaker matches" divider
         self.roots: list[str] = []
         self.filled_columns: dict[str, bool] = {name: False for name, _, _ in COLUMNS}
+        self._serial = 0
 
     def set_roots(self, roots: list[str]) -> None:
         """The library's folders, to show each result's folder relative to its own (next result list)."""
@@ -176,20 +178,36 @@ class ResultsModel(QStandardItemModel):
         divider_at = len(rows) if weak else None
         rows += [Row(h, facts.get(h.file_id), mark(h) or "weak") for h in weak]
         self._rows, self.reference = rows, reference
+        self.divider_row = divider_at
+        self._serial += 1
         self.setRowCount(0)
+        # Texts first (plain Python, also tells which columns have a value), items in chunks: a long
+        # library listing must not hold the event loop for the whole list.
+        texts = []
         filled: set[str] = set()
+        for r in rows:
+            shown = [short_folder(r.folder, self.roots) if c == COL["Folder"] else t(r) for c, (_, _, t) in
+                     enumerate(COLUMNS)]
+            filled.update(COLUMNS[c][0] for c, x in enumerate(shown) if x)
+            texts.append(shown)
+        self.filled_columns = {name: name in filled for name, _, _ in COLUMNS}
+        self._append(texts, 0, self._serial)
+
+    def _append(self, texts: list[list[str]], start: int, serial: int) -> None:
+        if serial != self._serial:
+            return  # a newer result list replaced this one
+        rows = self._rows
+        end = min(len(rows), start + CHUNK_ROWS)
         bold = QFont()
         bold.setBold(True)
-        for i, r in enumerate(rows):
-            if i == divider_at:
+        for i in range(start, end):
+            r = rows[i]
+            if i == self.divider_row:
                 self.appendRow(self._divider())
             tip = hit_tooltip(r.hit)
             items = []
-            for col, (name, raw, text) in enumerate(COLUMNS):
-                shown = short_folder(r.folder, self.roots) if col == COL["Folder"] else text(r)
-                if shown:
-                    filled.add(name)
-                item = QStandardItem(shown)
+            for col, (_name, raw, _text) in enumerate(COLUMNS):
+                item = QStandardItem(texts[i][col])
                 item.setData(raw(r), SORT_ROLE)
                 item.setData(i, ROW_ROLE)
                 item.setData(r.mark, MARK_ROLE)
@@ -206,8 +224,13 @@ class ResultsModel(QStandardItemModel):
                     item.setBackground(_bar(v))
                 items.append(item)
             self.appendRow(items)
-        self.divider_row = divider_at
-        self.filled_columns = {name: name in filled for name, _, _ in COLUMNS}
+        if end < len(rows):
+            QTimer.singleShot(0, lambda: self._append(texts, end, serial))
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the current list is in the model (long lists arrive in chunks)."""
+        return self.rowCount() == len(self._rows) + (self.divider_row is not None)
 
     def _divider(self) -> list[QStandardItem]:
         items = []

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_K = 100
 BIT_FILTER_K = 400  # hits fetched when the bit-depth filter (applied here) may drop many
-BROWSE_LIMIT = 1000  # files listed at once with an empty search box (the list is built on the GUI thread)
+BROWSE_LIMIT = 2000  # files listed at once with an empty search box (added to the view in chunks)
 STATUS_REFRESH_MS = 2000
 MODE_LABELS = {"both": "sound + keywords", "content": "sound", "keywords": "keywords"}
 SORT_LABELS = {"name": "name", "folder": "folder", "duration": "length", "rate": "rate", "added": "date added"}
