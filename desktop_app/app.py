@@ -382,7 +382,7 @@ class EarshotApp(QObject):
         listed = self.presenter.result is not None and self.presenter.result.query.kind == "browse"
         match = "" if listed else f" · best match {fmt_clock(hit.start_s)}"
         w.transport.set_name(f"{Path(hit.path).name}{match} · {fmt_duration(hit.duration_s)}")
-        self.preview.preview(hit.path, hit.start_s, hit.end_s, hit.duration_s)
+        self.preview.preview(hit.path, hit.start_s, hit.end_s, hit.duration_s, hit.channels)
 
     def toggle_play(self) -> None:
         hit = self.window.results.current_hit()

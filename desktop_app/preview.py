@@ -83,6 +83,7 @@ class PreviewController(QObject):
         self._export: tuple[tuple[str, float, float], Path] | None = None
         self.exports = exports or ExportFolder()
         self._lanes: dict[tuple[str, float, float], object] = {}  # per-channel peaks, recent files
+        self._channels = 1
         runner.submit(remove_stale_exports, None, lambda exc: log.info("stale exports: %s", exc), group="tidy")
         self._was_playing = False
         self._timer = QTimer(self)
@@ -110,10 +111,17 @@ class PreviewController(QObject):
     # -- previews -------------------------------------------------------------------------------
 
     def preview(
-        self, path: str, start_s: float = 0.0, end_s: float | None = None, duration_s: float | None = None
+        self,
+        path: str,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        duration_s: float | None = None,
+        channels: int | None = None,
     ) -> None:
-        """Play ``path`` from ``start_s`` (its best match ``[start_s, end_s)``, highlighted)."""
+        """Play ``path`` from ``start_s`` (its best match ``[start_s, end_s)``, highlighted); a file of
+        several ``channels`` also gets per-channel waveform lanes (read after it plays)."""
         self.path = str(path)
+        self._channels = channels or 1
         self.match = (start_s, end_s) if end_s is not None else None
         self.region = None
         self.player.set_region(None, None)
@@ -172,6 +180,8 @@ class PreviewController(QObject):
     def _show(self, clip: Clip) -> None:
         self.duration_s = clip.duration_s
         self.clip_ready.emit(clip)
+        if self._channels < 2:
+            return  # mono: the clip's own peaks are the one lane
         span = len(clip.samples) / clip.sample_rate
         key = (clip.path, clip.offset_s, span)
         if key in self._lanes:
@@ -182,6 +192,7 @@ class PreviewController(QObject):
             lambda peaks: self._lanes_ready(key, peaks),
             lambda exc: log.info("no channel lanes: %s", exc),
             group="lanes",
+            priority=-1,  # after any decode a preview waits for
         )
 
     def _lanes_ready(self, key: tuple[str, float, float], peaks) -> None:

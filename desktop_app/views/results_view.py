@@ -82,6 +82,7 @@ class ResultsView(QTableView):
         head.setStretchLastSection(False)
         head.setSortIndicatorClearable(True)
         head.setMinimumSectionSize(36)
+        head.setResizeContentsPrecision(40)  # content widths from the first rows: cheap on every result list
         self.user_sized: set[int] = set()  # columns the user resized: left alone by fit_columns
         self._fitting = False
         head.sectionResized.connect(self._section_resized)

@@ -91,6 +91,7 @@ class WaveformView(QWidget):
         self._press: QPointF | None = None
         self._press_in_region = False
         self._dragging = False
+        self._fitted: tuple | None = None  # (width, view, lanes id) → fitted peaks
 
     # -- content --------------------------------------------------------------------------------
 
@@ -242,15 +243,19 @@ class WaveformView(QWidget):
             p.drawLine(QPointF(a, top), QPointF(a, h))
             p.drawLine(QPointF(b, top), QPointF(b, h))
         lanes = [self.peaks] if self.channel_peaks is None else list(self.channel_peaks)
-        peak = max(1e-3, max(float(np.abs(x).max()) if len(x) else 0.0 for x in lanes))
+        key = (w, self.view, id(self.peaks), id(self.channel_peaks))
+        if self._fitted is None or self._fitted[0] != key:  # the playhead repaints 30 times a second
+            peak = max(1e-3, max(float(np.abs(x).max()) if len(x) else 0.0 for x in lanes))
+            self._fitted = (key, [fit_peaks(self._visible(lane), w) for lane in lanes], peak)
+        _, fitted_lanes, peak = self._fitted
         lane_h = (h - top) / len(lanes)
         names = CHANNEL_NAMES.get(len(lanes), tuple(str(i + 1) for i in range(len(lanes))))
         wave_pen = QPen(pal.text().color() if self.match is None else accent.darker(130), 1)
-        for k, lane in enumerate(lanes):
+        for k in range(len(lanes)):
             y0 = top + k * lane_h
             mid = y0 + lane_h / 2
             scale = (lane_h / 2 - 2) / peak
-            fitted = fit_peaks(self._visible(lane), w)
+            fitted = fitted_lanes[k]
             if len(fitted):
                 p.setPen(wave_pen)
                 xs = (np.arange(len(fitted)) + 0.5) * w / len(fitted)
