@@ -122,8 +122,20 @@ def file_mime(paths: list[str]) -> QMimeData:
     return mime
 
 
+_BARS: dict[int, QBrush] = {}
+
+
 def _bar(value: float) -> QBrush:
-    """A cell background filled ``value`` percent from the left (drawn by Qt, no Python per paint)."""
+    """A cell background filled ``value`` percent from the left (drawn by Qt, no Python per paint); one
+    brush per whole percent, made once (a gradient costs more to build than the rest of a row)."""
+    key = int(round(max(0.0, min(100.0, value))))
+    brush = _BARS.get(key)
+    if brush is None:
+        brush = _BARS[key] = _make_bar(key)
+    return brush
+
+
+def _make_bar(value: float) -> QBrush:
     g = QLinearGradient(QPointF(0, 0), QPointF(1, 0))
     g.setCoordinateMode(QGradient.CoordinateMode.ObjectBoundingMode)
     f = max(0.0, min(1.0, value / 100.0))

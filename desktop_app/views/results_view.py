@@ -10,6 +10,10 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 from desktop_app.results_model import COL, MARK_ROLE, ROW_ROLE, SORT_ROLE, ResultsModel
 from engine.search import Hit
 
+# Fixed-format columns: sized from their widest possible text, without measuring every row.
+SAMPLE_TEXT = {"Relevance": "100", "Matched by": "sound · name · desc", "Duration": "0.00 s", "Match": "00:00.0",
+               "Rate": "192 kHz", "Channels": "stereo", "Bits": "32-bit float", "Format": "AIFF",
+               "Added": "2026-12-31 23:59"}
 # Columns that give way when the table is narrow, with the width they keep (pixels) and how much of the
 # table they may take at most; the others always get their content's width.
 FLEXIBLE = {"Name": (160, 1.0), "Description": (110, 0.3), "Category": (90, 0.18), "Folder": (100, 0.22)}
@@ -133,7 +137,11 @@ class ResultsView(QTableView):
             for name, col in COL.items():
                 if self.isColumnHidden(col):
                     continue
-                content = max(self.sizeHintForColumn(col), head.sectionSizeHint(col)) + 6
+                if name in SAMPLE_TEXT:
+                    cell = self.fontMetrics().horizontalAdvance(SAMPLE_TEXT[name]) + 12
+                else:
+                    cell = self.sizeHintForColumn(col)
+                content = max(cell, head.sectionSizeHint(col)) + 6
                 if col in self.user_sized:
                     fixed += self.columnWidth(col)
                 elif name in FLEXIBLE:

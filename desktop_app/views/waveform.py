@@ -243,25 +243,29 @@ class WaveformView(QWidget):
             p.drawLine(QPointF(a, top), QPointF(a, h))
             p.drawLine(QPointF(b, top), QPointF(b, h))
         lanes = [self.peaks] if self.channel_peaks is None else list(self.channel_peaks)
-        key = (w, self.view, id(self.peaks), id(self.channel_peaks))
+        lane_h = (h - top) / len(lanes)
+        key = (w, h, top, self.view, id(self.peaks), id(self.channel_peaks))
         if self._fitted is None or self._fitted[0] != key:  # the playhead repaints 30 times a second
             peak = max(1e-3, max(float(np.abs(x).max()) if len(x) else 0.0 for x in lanes))
-            self._fitted = (key, [fit_peaks(self._visible(lane), w) for lane in lanes], peak)
-        _, fitted_lanes, peak = self._fitted
-        lane_h = (h - top) / len(lanes)
+            lines = []
+            for k, lane in enumerate(lanes):
+                fitted = fit_peaks(self._visible(lane), w)
+                mid = top + k * lane_h + lane_h / 2
+                scale = (lane_h / 2 - 2) / peak
+                xs = ((np.arange(len(fitted)) + 0.5) * w / max(1, len(fitted))).tolist()
+                tops = (mid - fitted[:, 1] * scale).tolist()
+                bottoms = (mid - fitted[:, 0] * scale - 0.5).tolist()
+                lines.append([QLineF(x, a, x, b) for x, a, b in zip(xs, tops, bottoms, strict=True)])
+            self._fitted = (key, lines)
+        lane_lines = self._fitted[1]
         names = CHANNEL_NAMES.get(len(lanes), tuple(str(i + 1) for i in range(len(lanes))))
         wave_pen = QPen(pal.text().color() if self.match is None else accent.darker(130), 1)
         for k in range(len(lanes)):
             y0 = top + k * lane_h
             mid = y0 + lane_h / 2
-            scale = (lane_h / 2 - 2) / peak
-            fitted = fitted_lanes[k]
-            if len(fitted):
+            if lane_lines[k]:
                 p.setPen(wave_pen)
-                xs = (np.arange(len(fitted)) + 0.5) * w / len(fitted)
-                tops = (mid - fitted[:, 1] * scale).tolist()
-                bottoms = (mid - fitted[:, 0] * scale - 0.5).tolist()
-                p.drawLines([QLineF(x, a, x, b) for x, a, b in zip(xs.tolist(), tops, bottoms, strict=True)])
+                p.drawLines(lane_lines[k])
             p.setPen(QPen(pal.mid().color(), 1))
             p.drawLine(QPointF(0, mid), QPointF(w, mid))
             if k:
