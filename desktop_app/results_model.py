@@ -27,14 +27,16 @@ from desktop_app.formatting import fmt_channels, fmt_clock, fmt_duration, fmt_ra
 from engine.browse import FileFacts, bit_depth, bit_depth_label, is_float
 from engine.search import Hit
 
-SORT_ROLE = Qt.ItemDataRole.UserRole
-ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # index into ResultsModel._rows (-1: the divider)
-MARK_ROLE = Qt.ItemDataRole.UserRole + 2  # "reference" | "duplicate" | "near duplicate" | "weak" | ""
+# Plain ints: an enum member converted on each of thousands of setData calls costs real time.
+SORT_ROLE = int(Qt.ItemDataRole.UserRole)
+ROW_ROLE = SORT_ROLE + 1  # index into ResultsModel._rows (-1: the divider)
+MARK_ROLE = SORT_ROLE + 2  # "reference" | "duplicate" | "near duplicate" | "weak" | ""
 DIVIDER_TEXT = "weaker matches"
 BAR_COLOR = QColor(70, 140, 220, 90)
 WEAK_COLOR = QColor(128, 128, 128)
 REFERENCE_BACKGROUND = QColor(255, 236, 170)
-CHUNK_ROWS = 100  # rows added to the model per event-loop turn
+CHUNK_ROWS = 50  # rows added to the model per event-loop turn (each turn well under 50 ms)
+_ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
 @dataclass(frozen=True)
@@ -217,24 +219,27 @@ class ResultsModel(QStandardItemModel):
             if i == self.divider_row:
                 self.appendRow(self._divider())
             tip = hit_tooltip(r.hit)
+            mark = r.mark
+            row_texts = texts[i]
             items = []
             for col, (_name, raw, _text) in enumerate(COLUMNS):
-                item = QStandardItem(texts[i][col])
+                item = QStandardItem(row_texts[col])
                 item.setData(raw(r), SORT_ROLE)
                 item.setData(i, ROW_ROLE)
-                item.setData(r.mark, MARK_ROLE)
+                item.setData(mark, MARK_ROLE)
                 item.setFlags(_ITEM_FLAGS)
                 item.setToolTip(tip)
                 if col in _RIGHT:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if r.mark == "weak":
+                    item.setTextAlignment(_ALIGN_RIGHT)
+                if mark == "weak":
                     item.setForeground(WEAK_COLOR)
-                elif r.mark == "reference":
+                elif mark == "reference":
                     item.setFont(bold)
                     item.setBackground(REFERENCE_BACKGROUND)
-                if col == COL["Relevance"] and (v := rel.relevance(r.hit)) is not None and r.mark != "reference":
-                    item.setBackground(_bar(v))
                 items.append(item)
+            v = rel.relevance(r.hit)
+            if v is not None and mark != "reference":
+                items[COL["Relevance"]].setBackground(_bar(v))
             self.appendRow(items)
         if end < len(rows):
             QTimer.singleShot(0, lambda: self._append(texts, end, serial))
