@@ -62,7 +62,7 @@ def collect(corpus: Path, work: Path, model: str | None) -> tuple[list[tuple[dic
 
 
 def fit(rows) -> dict:
-    from engine.fusion import TrustFusion, fit_logistic
+    from engine.fusion import TrustFusion, best_f1_threshold, fit_logistic
 
     x = [r[0] for r in rows]
     y = [r[1] for r in rows]
@@ -71,20 +71,30 @@ def fit(rows) -> dict:
     content = fit_logistic([a for a, _ in c_rows], [b for _, b in c_rows], CONTENT)
     k_rows = [(r[0], r[1]) for r in rows if r[3].lexical > 0]
     keywords = fit_logistic([a for a, _ in k_rows], [b for _, b in k_rows], KEYWORDS)
-    return TrustFusion(both, content, keywords).as_dict()
+    threshold = best_f1_threshold([both.probability(r[3]) for r in rows], y)
+    return TrustFusion(both, content, keywords, good_match=round(100 * threshold, 1)).as_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.fusion import Evidence
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", type=Path, default=REPO / "data" / "debian_sfx" / "corpus")
     p.add_argument("--model", default=None)
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--write", action="store_true", help="store the fit in engine/data/fusion.json")
+    p.add_argument("--reuse", action="store_true", help="refit from the candidate pairs saved in --work")
     args = p.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="earshot-fit-"))
-    rows, key, what = collect(args.corpus, work, args.model)
-    (work / "rows.json").write_text(json.dumps(
-        {"key": key, "what": what, "rows": [[r[0], r[1], r[2], dataclasses.asdict(r[3])] for r in rows]}))
+    cache = work / "rows.json"
+    if args.reuse and cache.exists():
+        saved = json.loads(cache.read_text())
+        key, what = saved["key"], saved["what"]
+        rows = [(x, y, v, Evidence(**ev)) for x, y, v, ev in saved["rows"]]
+    else:
+        rows, key, what = collect(args.corpus, work, args.model)
+        cache.write_text(json.dumps(
+            {"key": key, "what": what, "rows": [[r[0], r[1], r[2], dataclasses.asdict(r[3])] for r in rows]}))
     fitted = fit(rows)
     fitted["fitted_on"] = f"{what} x 4 libraries (ucs, plain, half, opaque), {len(rows)} candidate pairs"
     print(json.dumps(fitted, indent=2))

@@ -298,9 +298,15 @@ def write_bundle(
 # -- where bundles live ---------------------------------------------------------------------------
 
 
+PACKAGED_MODELS = "_shipped_models"  # where a wheel carries resources/models (setup.py copies it there)
+
+
 def shipped_models_dir() -> Path:
-    """``resources/models`` of this installation (the repository root beside the ``engine`` package)."""
-    return Path(__file__).resolve().parent.parent / "resources" / "models"
+    """The bundles that came with this installation: ``engine/_shipped_models`` in an installed wheel, else
+    ``resources/models`` of the checkout the ``engine`` package was imported from (editable installs)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / PACKAGED_MODELS
+    return packaged if packaged.is_dir() else here.parent / "resources" / "models"
 
 
 def model_dirs() -> list[Path]:
@@ -346,7 +352,7 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
     if name_or_path is None:
         name_or_path = os.environ.get("EARSHOT_BUNDLE") or default_bundle_name()
         if name_or_path is None:
-            raise BundleError("no model bundle is installed (resources/models/DEFAULT is missing)")
+            raise BundleError(f"no model bundle is installed ({shipped_models_dir() / 'DEFAULT'} is missing)")
     p = Path(name_or_path).expanduser()
     if (p / BUNDLE_FILE).exists():
         return p

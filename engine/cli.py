@@ -176,6 +176,9 @@ def cmd_index(args) -> int:
                            dynamic_ncols=True)
             bar.set_postfix_str(f"{p.files_done}/{p.files_total} files")
             bar.update(p.bytes_done - bar.n)
+        elif p.phase == "names":
+            print(f"\rreading names and descriptions… {p.files_done}/{p.files_total} files", end="",
+                  file=sys.stderr)
         elif p.phase == "done" and bar is not None:
             bar.close()
 

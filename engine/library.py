@@ -33,6 +33,7 @@ from engine.storage.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 DB_NAME = "earshot.db"
+QUERY_CACHE = 64  # query embeddings remembered per library
 
 
 def default_library_dir() -> Path:
@@ -69,6 +70,7 @@ class Library:
         self._encoder = None
         self._name_encoder = None
         self._name_index: NameIndex | None = None
+        self._query_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._index: VectorIndex | None = None
         self._index_gen = -1
         self._index_lock = threading.RLock()
@@ -116,14 +118,23 @@ class Library:
         return sync_file_texts(self.engine, self.name_encoder.embed, NAME_ENCODER_ID, file_ids, **kwargs)
 
     def embed_query(self, text: str):
-        """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``."""
+        """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``.
+        The last :data:`QUERY_CACHE` queries are remembered (typing, switching modes, paging re-ask them)."""
+        got = self._query_cache.get(text)
+        if got is not None:
+            return got
         shared = self._shared_text_backbone()
         if shared:
             cvec, raw = self.encoder.embed_text_and_features([text])
             nvec = raw[shared][0]
-            nvec = nvec / max(float(np.linalg.norm(nvec)), 1e-12)
-            return cvec, nvec.astype(np.float32)
-        return self.encoder.embed_text([text]), self.name_encoder.embed([text])[0]
+            nvec = (nvec / max(float(np.linalg.norm(nvec)), 1e-12)).astype(np.float32)
+        else:
+            cvec, nvec = self.encoder.embed_text([text]), self.name_encoder.embed([text])[0]
+        with self._index_lock:
+            self._query_cache[text] = (cvec, nvec)
+            while len(self._query_cache) > QUERY_CACHE:
+                self._query_cache.pop(next(iter(self._query_cache)))
+        return cvec, nvec
 
     # -- writer lock ----------------------------------------------------------------------------
 

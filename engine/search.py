@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, literal, or_, select, text
 
 from engine import keyword
 from engine.errors import QueryError
-from engine.fusion import Evidence, LogisticModel, TrustFusion
+from engine.fusion import Evidence, TrustFusion
 from engine.library import Library
 from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.search_explain import explain, fusion_for
@@ -140,13 +140,14 @@ class Hit:
         return d
 
 
-#: A hit is a good match when its calibrated relevance is at least this (more likely relevant than not).
+#: Relevance from which a hit is a good match: the fusion's cut-off, fitted on validation queries, always
+#: shows as 50 (see :meth:`engine.fusion.TrustFusion.relevance`).
 GOOD_MATCH = 50.0
 
 
 def is_good_match(hit: Hit) -> bool:
-    """Whether ``hit`` clears the calibrated cut-off (``relevance >= GOOD_MATCH``); find-similar hits,
-    which carry no relevance, always do."""
+    """Whether ``hit`` clears the calibrated cut-off (``relevance >= GOOD_MATCH``); find-similar hits, which
+    carry no relevance, always do."""
     return hit.relevance is None or hit.relevance >= GOOD_MATCH
 
 
@@ -159,8 +160,10 @@ def validate_k(k: int) -> int:
 class Searcher:
     """Searches one library with its bundle. Thread-safe for concurrent queries."""
 
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, fusion: TrustFusion | None = None) -> None:
+        """``fusion``: how signals are weighed (default: the one fitted for the library's bundle)."""
         self.lib = library
+        self._fusion = fusion
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -198,7 +201,7 @@ class Searcher:
                                           name=None if fid not in names else 0.0)
                             for fid, _, share in kw[:k]}
                 best = {fid: (sc, 0.0, None) for fid, sc, _ in kw[:k]}
-                return self._hits(conn, best, k, evidence, model, parsed)
+                return self._hits(conn, best, k, evidence, mode, parsed)
         if not free.strip():  # only field filters: the keyword ranking is all there is
             return self.search(query, k, filters, "keywords") if mode == "both" else []
         cvec, nvec = self.lib.embed_query(free)
@@ -206,14 +209,14 @@ class Searcher:
             best = self._content_best(cvec, k, filters, set())
             with self.lib.engine.connect() as conn:
                 evidence = {fid: Evidence(content=v[0]) for fid, v in best.items()}
-                return self._hits(conn, best, k, evidence, model, parsed)
+                return self._hits(conn, best, k, evidence, mode, parsed)
         content, evidence = self._evidence(cvec, nvec, kw, filters, max(CANDIDATES, 4 * k))
         with self.lib.engine.connect() as conn:
             best = {}
             for fid, ev in evidence.items():
                 s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
                 best[fid] = (model.probability(ev), s0, e0)
-            return self._hits(conn, best, k, evidence, model, parsed)
+            return self._hits(conn, best, k, evidence, mode, parsed)
 
     def evidence(self, query: str, filters: Filters | None = None, pool: int = CANDIDATES) -> dict[int, Evidence]:
         """Every signal for the candidate files of a query (the union of the ``pool`` best by sound, by
@@ -250,7 +253,7 @@ class Searcher:
 
     @property
     def fusion(self) -> TrustFusion:
-        return fusion_for(self.lib.bundle)
+        return self._fusion or fusion_for(self.lib.bundle)
 
     def search_text(self, query: str, k: int = 20, filters: Filters | None = None) -> list[Hit]:
         """Content-only search: rank files by how well their best window matches the text."""
@@ -382,7 +385,7 @@ class Searcher:
         return best
 
     def _hits(self, conn, best: dict[int, tuple[float, float, float]], k: int,
-              evidence: dict[int, Evidence] | None = None, model: LogisticModel | None = None,
+              evidence: dict[int, Evidence] | None = None, mode: str | None = None,
               parsed: keyword.ParsedQuery | None = None) -> list[Hit]:
         top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         if not top:
@@ -409,9 +412,9 @@ class Searcher:
                 duration_s=float(r.duration_s or 0.0), sample_rate=r.sample_rate, channels=r.channels,
                 format=r.format, file_id=fid, metadata=meta,
             )
-            if evidence is not None and model is not None:
+            if evidence is not None and mode is not None:
                 ev = evidence.get(fid, Evidence())
-                hit.relevance = 100.0 * model.probability(ev)
+                hit.relevance = self.fusion.relevance(mode, ev)
                 hit.matched_by = explain(ev, self.fusion, r.rel_path, r.root, meta, parsed)
             hits.append(hit)
         return hits
