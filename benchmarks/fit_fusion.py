@@ -62,13 +62,15 @@ def collect(corpus: Path, work: Path, model: str | None) -> tuple[list[tuple[dic
     what = f"{len(relevant)} validation queries x 4 libraries (ucs, plain, half, opaque)"
     if BLIND_CLIPS.is_dir():
         rows += collect_blind(work, model)
-        what += " + the blind set (opaque names: how far the sound can be trusted on unseen wording)"
+        what += " + the blind set, named and opaque (queries written apart from any caption)"
     return rows, key, what
 
 
 def collect_blind(work: Path, model: str | None) -> list:
-    """Candidate pairs of the blind queries on an opaque library of the blind clips: they hold the sound's
-    weight to what it is worth on sounds and wordings never trained on (validation overstates it)."""
+    """Candidate pairs of the blind queries on the blind clips, twice: under their original package folders
+    and file names (a named library whose queries were written apart from any caption, as a user's are)
+    and renamed opaquely. They hold the sound's weight to what it is worth on sounds and wordings never
+    trained on (our validation split overstates it) against what a library's own words are worth."""
     from benchmarks.bench_blind import BLIND, build_opaque_library, read_table
     from engine.fusion import features
     from engine.indexer import Indexer
@@ -76,16 +78,19 @@ def collect_blind(work: Path, model: str | None) -> list:
     from engine.search import Searcher
 
     relevant, _ = read_table(BLIND / "queries.csv", None)
-    mapping = build_opaque_library(BLIND_CLIPS, sorted(set().union(*relevant.values())), work / "blind-audio")
+    clips = sorted(set().union(*relevant.values()))
+    opaque = build_opaque_library(BLIND_CLIPS, clips, work / "blind-audio")
+    named = {p: (BLIND_CLIPS / p).resolve() for p in clips}
     rows = []
-    with Library(work / "lib-blind", model) as lib:
-        Indexer(lib).run([work / "blind-audio"])
-        s = Searcher(lib)
-        paths = file_paths(lib)
-        for q, rel in relevant.items():
-            want = {str(mapping[p]) for p in rel if p in mapping}
-            for fid, ev in s.evidence(q).items():
-                rows.append((features(ev), int(paths.get(fid) in want), f"blind\t{q}", ev))
+    for variant, root, mapping in (("blind-opaque", work / "blind-audio", opaque), ("blind-named", BLIND_CLIPS, named)):
+        with Library(work / f"lib-{variant}", model) as lib:
+            Indexer(lib).run([root])
+            s = Searcher(lib)
+            paths = file_paths(lib)
+            for q, rel in relevant.items():
+                want = {str(mapping[p]) for p in rel if p in mapping}
+                for fid, ev in s.evidence(q).items():
+                    rows.append((features(ev), int(paths.get(fid) in want), f"{variant}\t{q}", ev))
     return rows
 
 

@@ -59,7 +59,7 @@ def sync_file_texts(engine, embed: Callable[[list[str]], np.ndarray], encoder_id
     todo = []
     for fid, rel, meta, root in rows:
         ft = file_text(rel, root, json.loads(meta) if meta else None)
-        if stored.get(fid) != (ft.text, encoder_id):
+        if stored.get(fid) != (ft.text, encoder_id, ft.informativeness):
             todo.append((fid, ft))
     if failed:
         with engine.begin() as conn:

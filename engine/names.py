@@ -156,5 +156,7 @@ def file_text(rel_path: str, root_path: str, meta: FileMetadata | Mapping[str, A
     text = ". ".join(parts)
     real = [w for w in _dedupe([*name, *fx, *title, *_content_words(description), *keywords]) if is_real_word(w)]
     real_folders = [w for w in folder_words if is_real_word(w)]
+    # One real word of its own ("cow.ogg", "harmonica.wav") is enough to trust a file's words; a UCS
+    # category alone or folder words alone count for less.
     score = len(real) + 0.5 * len(set(category)) + 0.34 * len(real_folders)
-    return FileText(text=text, informativeness=round(min(1.0, score / 2.0), 3))
+    return FileText(text=text, informativeness=round(min(1.0, score), 3))

@@ -594,14 +594,14 @@ def names_generation(conn: Connection) -> int:
     return int(_get_meta(conn, "names_generation") or 0)
 
 
-def file_texts(conn: Connection, file_ids: Iterable[int] | None = None) -> dict[int, tuple[str, str]]:
-    """``{file_id: (text, encoder)}`` of the stored file texts (of ``file_ids``, or all)."""
-    q = select(FileText.file_id, FileText.text, FileText.encoder)
+def file_texts(conn: Connection, file_ids: Iterable[int] | None = None) -> dict[int, tuple[str, str, float]]:
+    """``{file_id: (text, encoder, informativeness)}`` of the stored file texts (of ``file_ids``, or all)."""
+    q = select(FileText.file_id, FileText.text, FileText.encoder, FileText.informativeness)
     if file_ids is None:
-        return {r[0]: (r[1], r[2]) for r in conn.execute(q)}
-    out: dict[int, tuple[str, str]] = {}
+        return {r[0]: (r[1], r[2], r[3]) for r in conn.execute(q)}
+    out: dict[int, tuple[str, str, float]] = {}
     for chunk in chunks([int(f) for f in file_ids], 900):
-        out.update({r[0]: (r[1], r[2]) for r in conn.execute(q.where(FileText.file_id.in_(chunk)))})
+        out.update({r[0]: (r[1], r[2], r[3]) for r in conn.execute(q.where(FileText.file_id.in_(chunk)))})
     return out
 
 
