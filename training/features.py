@@ -30,7 +30,7 @@ import numpy as np
 from filelock import FileLock
 
 from engine.audio import iter_windows, load_mono
-from engine.errors import AudioError
+from engine.errors import AudioError, ModelError
 from training.augment.mix import frame, mix_signals
 from training.config import BackboneConfig
 from training.data.readers import Clip
@@ -201,10 +201,16 @@ class FrozenBackbone:
         self.view = self.module
         config = {k: v for k, v in cfg.config.items() if k != "pretrained"}
         if side == "audio" and hasattr(self.module, "cache_config"):
-            config = self.module.cache_config()
             pretrained = {"pretrained": cfg.config["pretrained"]} if cfg.config.get("pretrained") else {}
-            wide = dataclasses.replace(cfg, config={**config, **pretrained})
-            self.module = build_backbone(side, wide).eval().to(self.device)
+            try:  # with the classifier heads when the weights have them: one cache for every variant
+                config = self.module.cache_config(classifiers=True)
+                wide_module = build_backbone(side, dataclasses.replace(cfg, config={**config, **pretrained}))
+            except ModelError:
+                if getattr(self.module, "classifiers", None) is not None:
+                    raise
+                config = self.module.cache_config(classifiers=False)
+                wide_module = build_backbone(side, dataclasses.replace(cfg, config={**config, **pretrained}))
+            self.module = wide_module.eval().to(self.device)
             for p in self.module.parameters():
                 p.requires_grad_(False)
         # Where the weights were read from is not part of the key (their bytes are, via the module).

@@ -256,22 +256,25 @@ class AisfxCNN(nn.Module):
 
     # -- cached features (training) -------------------------------------------------------------------
 
-    def cache_config(self) -> dict:
-        """Config of the model whose outputs contain this model's: mean+max pooling and raw logits (when
-        this one uses classifiers). Training caches those once and derives every variant from them with
-        :meth:`from_cached`, so trying a pooling or classifier setting costs no feature extraction."""
+    def cache_config(self, classifiers: bool = True) -> dict:
+        """Config of a model whose outputs contain this model's: mean+max pooling and, with
+        ``classifiers`` (needed when this model uses them), the raw logits. Training caches those once
+        and derives every variant from them with :meth:`from_cached`, so trying a pooling or classifier
+        setting costs no new feature extraction."""
         return {
             "time_pool": "meanmax",
             "peak_normalize": self.peak_normalize,
             "hl1": self.hl1,
-            "classifiers": "none" if self.classifiers is None else "logits",
+            "classifiers": "logits" if classifiers or self.classifiers is not None else "none",
         }
 
     def from_cached(self, cached: Tensor) -> Tensor:
-        """Outputs of the :meth:`cache_config` model ``Tensor[B, 2·512 (+378)]`` → this model's
+        """Outputs of a :meth:`cache_config` model ``Tensor[B, 2·512 (+378)]`` → this model's
         ``Tensor[B, out_dim]``; equal to :meth:`forward` on the same windows (up to float rounding)."""
         d = self.feature_dim
-        if cached.shape[1] != 2 * d + (0 if self.classifiers is None else sum(n for _, n in CLASSIFIER_HEADS)):
+        n_classes = sum(n for _, n in CLASSIFIER_HEADS)
+        widths = (2 * d + n_classes,) if self.classifiers is not None else (2 * d, 2 * d + n_classes)
+        if cached.shape[1] not in widths:
             raise ModelError(f"aisfx_cnn: cached features of width {cached.shape[1]} do not fit {self.cache_config()}")
         mean, peak = cached[:, :d], cached[:, d : 2 * d]
         pooled = {"max": peak, "mean": mean, "meanmax": cached[:, : 2 * d]}[self.time_pool]
