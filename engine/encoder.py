@@ -166,12 +166,18 @@ class Encoder:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    @torch.inference_mode()
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Normalise and embed queries → float32 (n, bundle.dim). Raises :class:`QueryError` for an empty one."""
+        return self.embed_text_and_features(texts)[0]
+
+    @torch.inference_mode()
+    def embed_text_and_features(self, texts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`embed_text` plus each text backbone's raw output ``{name: float32 (n, out_dim)}`` (what
+        the name encoder reuses when it is the same network: one forward pass for both spaces)."""
         rules = self.bundle.text_normalisation
         clean = [normalise_text(t, rules) for t in texts]
         if any(not c.strip() for c in clean):
             raise QueryError("the query is empty: describe a sound, e.g. \"heavy wooden door creaking\"")
-        feats: dict[str, Any] = {name: bb.encode(clean) for name, bb in self.text_backbones.items()}
-        return self._fuse("text", {k: v.to(self.device) for k, v in feats.items()})
+        feats: dict[str, Any] = {name: bb.encode(clean).to(self.device) for name, bb in self.text_backbones.items()}
+        raw = {k: v.float().cpu().numpy() for k, v in feats.items()}
+        return self._fuse("text", feats), raw

@@ -9,12 +9,17 @@ Two pure functions, so the search layer can measure and choose:
   missing from a list gets 0 from it); keeps how far apart the scores were, not only their order.
 
 Ties are broken by the best rank a file reached in any list, then by id, so results are deterministic.
+
+:class:`TrustFusion` replaces equal-weight rank fusion in the search: a logistic model per mode over the
+evidence for one (query, file) pair — the sound's cosine, the similarity of the file's own words weighted
+by how informative they are, lexical hits — calibrated to the probability that the file is relevant.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -89,3 +94,112 @@ def weighted_scores(
             scores[doc] = scores.get(doc, 0.0) + weight * norm
             best_rank[doc] = min(best_rank.get(doc, rank), rank)
     return _order(scores, best_rank)
+
+
+# ------------------------------------------------------------------------------------- fusion by trust
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What search knows about one (query, file) pair.
+
+    ``content``: ensemble cosine of the file's best window with the query (``None``: not computed);
+    ``name``: cosine of the query with the file's own text in the name encoder's space (``None``: the
+    file has no text); ``informativeness``: how much the file's words can be trusted (0 … 1, see
+    :func:`engine.names.file_text`); ``lexical``: share of the query's words found in the file's words
+    (0 … 1, from the keyword index).
+    """
+
+    content: float | None = None
+    name: float | None = None
+    informativeness: float = 0.0
+    lexical: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    """``P(relevant) = sigmoid(bias + Σ weights[f] · feature f)``; features by name (see :func:`features`)."""
+
+    bias: float
+    weights: Mapping[str, float]
+
+    def logit(self, ev: Evidence) -> float:
+        x = features(ev)
+        return self.bias + sum(w * x[name] for name, w in self.weights.items())
+
+    def probability(self, ev: Evidence) -> float:
+        z = self.logit(ev)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+
+def features(ev: Evidence) -> dict[str, float]:
+    """The fusion's features. The name similarity counts only as far as the file's words are
+    informative (``name_trusted``), so a ``ZOOM0042`` file is ranked by its sound alone."""
+    c = ev.content if ev.content is not None else 0.0
+    n = ev.name if ev.name is not None else 0.0
+    inf = ev.informativeness if ev.name is not None else 0.0
+    return {
+        "content": c,
+        "name_trusted": inf * n,
+        "name_trusted_sq": inf * n * n,
+        "informative": inf,
+        "lexical": ev.lexical,
+        "lexical_trusted": inf * ev.lexical,
+    }
+
+
+@dataclass(frozen=True)
+class TrustFusion:
+    """One calibrated model per search mode: ``both`` (every signal), ``content`` (the sound alone) and
+    ``keywords`` (the words alone). Each gives the probability that a file is relevant to the query, so a
+    relevance of 70 means the same in every mode. Fitted on validation queries (benchmarks/fit_fusion.py),
+    never on an evaluation set."""
+
+    both: LogisticModel
+    content: LogisticModel
+    keywords: LogisticModel
+    fitted_on: str = ""
+
+    def model(self, mode: str) -> LogisticModel:
+        return {"both": self.both, "content": self.content, "keywords": self.keywords}[mode]
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> TrustFusion:
+        def lm(d: Mapping) -> LogisticModel:
+            unknown = set(d["weights"]) - set(features(Evidence()))
+            if unknown:
+                raise ValueError(f"unknown fusion features {sorted(unknown)}")
+            return LogisticModel(float(d["bias"]), {k: float(v) for k, v in d["weights"].items()})
+
+        return cls(lm(data["both"]), lm(data["content"]), lm(data["keywords"]), str(data.get("fitted_on", "")))
+
+    def as_dict(self) -> dict:
+        def lm(m: LogisticModel) -> dict:
+            return {"bias": m.bias, "weights": dict(m.weights)}
+
+        return {"both": lm(self.both), "content": lm(self.content), "keywords": lm(self.keywords),
+                "fitted_on": self.fitted_on}
+
+
+def fit_logistic(x: Sequence[Mapping[str, float]], y: Sequence[int], names: Sequence[str],
+                 l2: float = 1e-2, iters: int = 50) -> LogisticModel:
+    """Maximum-likelihood logistic regression (Newton's method, small L2 penalty on the weights) on
+    feature dicts ``x`` with 0/1 labels ``y``, using the features ``names``."""
+    import numpy as np
+
+    X = np.array([[1.0] + [float(row[n]) for n in names] for row in x], dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    if X.shape[0] == 0 or t.min() == t.max():
+        raise ValueError("fitting needs both relevant and irrelevant examples")
+    w = np.zeros(X.shape[1])
+    penalty = np.full(X.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(X @ w, -60, 60)))
+        grad = X.T @ (p - t) + penalty * w
+        hess = (X * (p * (1 - p))[:, None]).T @ X + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return LogisticModel(float(w[0]), {n: float(v) for n, v in zip(names, w[1:], strict=True)})

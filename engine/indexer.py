@@ -50,7 +50,7 @@ class CancelToken:
 
 @dataclass
 class Progress:
-    phase: str  # "scan" | "embed" | "done"
+    phase: str  # "scan" | "embed" | "names" | "done"
     files_done: int = 0
     files_total: int = 0
     bytes_done: int = 0
@@ -275,6 +275,10 @@ class Indexer:
             summary.deleted = len(vanished)
         if not cancel.cancelled:
             self._embed_all(jobs, summary, cancel, on_progress)
+        if not cancel.cancelled:  # the files' own words, for semantic metadata search
+            self.lib.sync_file_texts(
+                on_progress=lambda done, total: on_progress(Progress("names", files_done=done, files_total=total)),
+                cancelled=lambda: cancel.cancelled)
         with self.lib.engine.begin() as conn:
             for r in root_paths:
                 conn.execute(update(db.Root).where(db.Root.path == r.as_posix()).values(last_indexed_at=time.time()))
@@ -361,6 +365,7 @@ class Indexer:
                     commit()
                 if time.monotonic() - last_save > self.save_seconds:
                     self.lib.save_index()
+                    self.lib.sync_file_texts(only_missing=True)  # names become searchable as indexing goes
                     last_save = time.monotonic()
             if not cancel.cancelled:
                 flush_embed()

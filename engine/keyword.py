@@ -57,12 +57,28 @@ _COLUMN_NAMES = tuple(name for name, _ in FTS_COLUMNS)
 
 _TOKENIZE = "'porter unicode61 remove_diacritics 2'"
 
+#: A second, trigram index over names and folders (schema 3) lets a word match inside a run-together
+#: name: ``explosion`` finds ``bombexplosion.ogg``.
+TRIGRAM_TABLE = "files_tri"
+TRIGRAM_COLUMNS = ("name", "folder")
+
 #: Statements creating the keyword index (idempotent). ``prefix='2 3'`` speeds up short prefix queries.
 FTS_DDL: list[str] = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
     + ", ".join(_COLUMN_NAMES)
-    + f", tokenize = {_TOKENIZE}, prefix = '2 3')"
+    + f", tokenize = {_TOKENIZE}, prefix = '2 3')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {TRIGRAM_TABLE} USING fts5("
+    + ", ".join(TRIGRAM_COLUMNS)
+    + ", tokenize = 'trigram')",
 ]
+
+#: Function words a person types but a file name never needs ("footsteps *on* gravel", "*a* door
+#: opening"): dropped from free-text keyword matching unless the whole query is made of them.
+#: Words that change a sound's meaning (up, down, off, out, over, under, through) are kept.
+STOP_WORDS: frozenset[str] = frozenset(
+    "a an the of on in at to for with and or by from into onto is are was be being been this that these "
+    "those its it as some any very sound sounds".split()
+)
 
 FIELD_ALIASES: dict[str, str] = {
     "name": "name",
@@ -427,20 +443,29 @@ def _sqlite_error(exc: BaseException) -> sqlite3.Error | None:
 
 
 def put_document(conn: Any, file_id: int, doc: Mapping[str, str]) -> None:
-    """Index (or re-index) file ``file_id`` with the columns from :func:`document_for`."""
-    _execute(conn, f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (file_id,))
-    cols = ", ".join(_COLUMN_NAMES)
-    marks = ", ".join("?" for _ in _COLUMN_NAMES)
-    _execute(
-        conn,
-        f"INSERT INTO {FTS_TABLE} (rowid, {cols}) VALUES (?, {marks})",
-        (file_id, *(doc.get(c, "") or "" for c in _COLUMN_NAMES)),
-    )
+    """Index (or re-index) file ``file_id`` with the columns from :func:`document_for` (word and trigram
+    indexes)."""
+    delete_document(conn, file_id)
+    for table, columns in ((FTS_TABLE, _COLUMN_NAMES), (TRIGRAM_TABLE, TRIGRAM_COLUMNS)):
+        _execute(
+            conn,
+            f"INSERT INTO {table} (rowid, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})",
+            (file_id, *(doc.get(c, "") or "" for c in columns)),
+        )
 
 
 def delete_document(conn: Any, file_id: int) -> None:
-    """Remove file ``file_id`` from the keyword index (no error if it is not there)."""
-    _execute(conn, f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (file_id,))
+    """Remove file ``file_id`` from the keyword indexes (no error if it is not there)."""
+    delete_documents(conn, [file_id])
+
+
+def delete_documents(conn: Any, file_ids: Sequence[int]) -> None:
+    """Remove files from the keyword indexes (at most 900 ids per call)."""
+    if not file_ids:
+        return
+    marks = ",".join("?" * len(file_ids))
+    for table in (FTS_TABLE, TRIGRAM_TABLE):
+        _execute(conn, f"DELETE FROM {table} WHERE rowid IN ({marks})", tuple(int(f) for f in file_ids))
 
 
 def keyword_search(
@@ -473,3 +498,79 @@ def keyword_search(
         log.warning("FTS5 rejected %r: %s", expr, err)
         raise QueryError(f"Could not run this keyword search ({err}).") from exc
     return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+
+def drop_stop_words(parsed: ParsedQuery) -> ParsedQuery:
+    """``parsed`` without single-word, field-less terms that are :data:`STOP_WORDS` (phrases, prefixes and
+    field terms are kept); unchanged when nothing else would be left."""
+    def keep(t: Term) -> bool:
+        return t.phrase or t.prefix or t.field is not None or t.text.casefold() not in STOP_WORDS
+
+    clauses = tuple(c2 for c2 in (tuple(t for t in c if keep(t)) for c in parsed.clauses) if c2)
+    if not any(all(t.field is None for t in c) for c in clauses) and any(
+        all(t.field is None for t in c) for c in parsed.clauses
+    ):
+        return parsed
+    return ParsedQuery(clauses=clauses, excludes=parsed.excludes)
+
+
+def _clause_files(conn: Any, clause: Sequence[Term], expand_ucs: bool, limit: int) -> set[int]:
+    """Files matching one OR-clause: through the word index (stems, UCS synonyms) or, for terms of three
+    letters or more, anywhere inside a name or folder (trigram index)."""
+    out = {int(r[0]) for r in _execute(
+        conn, f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? ORDER BY rank LIMIT ?",
+        (_clause(clause, expand_ucs), limit), rows=True)}
+    inside = [t for t in clause if t.field is None and len(t.text) >= 3]
+    if inside:
+        expr = " OR ".join('"' + t.text.replace('"', '""') + '"' for t in inside)
+        out |= {int(r[0]) for r in _execute(
+            conn, f"SELECT rowid FROM {TRIGRAM_TABLE} WHERE {TRIGRAM_TABLE} MATCH ? LIMIT ?", (expr, limit), rows=True)}
+    return out
+
+
+def keyword_matches(
+    conn: Any, q: str | ParsedQuery, limit: int = 200, *, expand_ucs: bool = True, min_share: float = 0.5
+) -> list[tuple[int, float, float]]:
+    """Keyword search that forgives phrasing: ``[(file id, score, share)]`` best first, where ``share`` is
+    the fraction of the query's clauses a file matches (1.0: all of them).
+
+    Stop words are ignored ("footsteps on gravel" = "footsteps gravel"); files matching every clause
+    come first, ranked by BM25 (:func:`keyword_search`); then files that match every clause only inside
+    their names (``explosion`` in ``bombexplosion``), then files matching at least ``min_share`` of the
+    clauses, most clauses first. Field filters and excludes always hold. Scores are comparable within
+    one call only (higher is better)."""
+    parsed = drop_stop_words(q if isinstance(q, ParsedQuery) else parse_query(q))
+    strict = keyword_search(conn, parsed, limit, expand_ucs=expand_ucs)
+    out = [(fid, score, 1.0) for fid, score in strict]
+    free = [c for c in parsed.clauses if not all(t.field for t in c)]
+    if len(out) >= limit or not free:
+        return out
+    pool = max(limit * 5, 1000)
+    counts: dict[int, int] = {}
+    for clause in free:
+        try:
+            for fid in _clause_files(conn, clause, expand_ucs, pool):
+                counts[fid] = counts.get(fid, 0) + 1
+        except Exception as exc:
+            if _sqlite_error(exc) is None:
+                raise
+            log.warning("relaxed keyword match failed for %r: %s", clause, exc)
+    seen = {fid for fid, _, _ in out}
+    candidates = sorted(
+        ((fid, n / len(free)) for fid, n in counts.items() if fid not in seen and n / len(free) >= min_share),
+        key=lambda item: (-item[1], item[0]),
+    )
+    constraint = constraint_sql(parsed, "rowid")
+    if constraint and candidates:
+        allowed: set[int] = set()
+        ids = [fid for fid, _ in candidates]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = (f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))}) "
+                   f"AND {constraint[0]}")
+            allowed |= {int(r[0]) for r in _execute(conn, sql, (*chunk, *constraint[1]), rows=True)}
+        candidates = [(fid, sh) for fid, sh in candidates if fid in allowed]
+    floor = min((score for _, score, _ in out), default=1.0)
+    for rank, (fid, share) in enumerate(candidates[: limit - len(out)]):
+        out.append((fid, min(floor, 1.0) * share - 1e-6 * (rank + 1), share))
+    return out

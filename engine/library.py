@@ -26,6 +26,8 @@ from sqlalchemy import delete, select
 
 from engine.bundle import Bundle, load_bundle, read_spec, resolve_bundle
 from engine.errors import BundleError, LibraryError, LibraryLockedError
+from engine.name_index import NameIndex, sync_file_texts
+from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.storage import db
 from engine.storage.vector_index import VectorIndex
 
@@ -76,6 +78,8 @@ class Library:
                     bundle = recorded
             self.bundle = load_bundle(resolve_bundle(bundle))
         self._encoder = None
+        self._name_encoder = None
+        self._name_index: NameIndex | None = None
         self._index: VectorIndex | None = None
         self._index_gen = -1
         self._index_lock = threading.RLock()
@@ -127,6 +131,46 @@ class Library:
             f"a newer default model is available: {newer['name']} {newer['version']} (this library uses "
             f"{newer['current_version']}); re-index to use it: {newer['command']}"
         )
+    def _shared_text_backbone(self) -> str | None:
+        """The bundle's text backbone that *is* the name encoder's network, if any (shared, not loaded twice)."""
+        from engine.name_encoder import shares_backbone
+
+        used = {m.text_backbone for m in self.bundle.members}
+        return next((n for n, e in self.bundle.text_backbones.items() if n in used and shares_backbone(e)), None)
+
+    @property
+    def name_encoder(self):  # -> engine.name_encoder.NameEncoder (torch)
+        if self._name_encoder is None:
+            from engine.name_encoder import NameEncoder
+
+            shared = self._shared_text_backbone()
+            module = self.encoder.text_backbones[shared] if shared else None
+            self._name_encoder = NameEncoder(module, device=self.encoder.device)
+        return self._name_encoder
+
+    @property
+    def name_index(self) -> NameIndex:
+        """The semantic index of the files' own words (:mod:`engine.name_index`)."""
+        if self._name_index is None:
+            self._name_index = NameIndex(
+                self.engine, self.path / "index" / f"names-{NAME_ENCODER_ID}.hnsw", NAME_ENCODER_ID, NAME_DIM
+            )
+        return self._name_index
+
+    def sync_file_texts(self, file_ids=None, **kwargs) -> int:
+        """Writer: embed the texts of ``file_ids`` (default all files) that changed; keyword arguments as
+        :func:`engine.name_index.sync_file_texts`."""
+        return sync_file_texts(self.engine, self.name_encoder.embed, NAME_ENCODER_ID, file_ids, **kwargs)
+
+    def embed_query(self, text: str):
+        """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``."""
+        shared = self._shared_text_backbone()
+        if shared:
+            cvec, raw = self.encoder.embed_text_and_features([text])
+            nvec = raw[shared][0]
+            nvec = nvec / max(float(np.linalg.norm(nvec)), 1e-12)
+            return cvec, nvec.astype(np.float32)
+        return self.encoder.embed_text([text]), self.name_encoder.embed([text])[0]
 
     # -- writer lock ----------------------------------------------------------------------------
 

@@ -19,8 +19,10 @@ from sqlalchemy import and_, func, literal, or_, select, text
 
 from engine import keyword
 from engine.errors import QueryError
-from engine.fusion import rrf
+from engine.fusion import Evidence, LogisticModel, TrustFusion
 from engine.library import Library
+from engine.names import NAME_DIM, NAME_ENCODER_ID
+from engine.search_explain import explain, fusion_for
 from engine.storage import db
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ EXACT_LIMIT = 20_000  # filtered searches over at most this many windows are exa
 MAX_K = 1000
 MAX_QUERY_WINDOWS = 16
 MODES = ("both", "content", "keywords")
-RRF_K = 60
-KEYWORD_POOL = 200  # keyword hits fused with the content hits
+KEYWORD_POOL = 200  # keyword hits fused with the content and name hits
+CANDIDATES = 200  # content and name candidates each, before fusion
 
 
 @dataclass
@@ -106,7 +108,12 @@ def _qmark_clause(sql: str, params) -> object:
 
 @dataclass
 class Hit:
-    """One ranked file. ``score`` is the ensemble cosine of its best window (higher is better)."""
+    """One ranked file (higher ``score`` is better). ``score``: the ensemble cosine of the best window
+    (content search, find similar) or the fused probability of relevance (``both``, ``keywords``).
+    ``relevance``: 0–100, the calibrated probability that the file is what the query asks for — the same
+    meaning in every mode (see :class:`engine.fusion.TrustFusion`); ``None`` for find-similar.
+    ``matched_by``: which signals found it, among ``"sound"``, ``"name"``, ``"description"``,
+    ``"category"``."""
 
     path: str
     score: float
@@ -118,6 +125,8 @@ class Hit:
     format: str | None
     file_id: int
     metadata: dict = field(default_factory=dict)
+    relevance: float | None = None
+    matched_by: list[str] = field(default_factory=list)
 
     @property
     def folder(self) -> str:
@@ -126,7 +135,19 @@ class Hit:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["score"] = round(float(self.score), 6)
+        if self.relevance is not None:
+            d["relevance"] = round(float(self.relevance), 1)
         return d
+
+
+#: A hit is a good match when its calibrated relevance is at least this (more likely relevant than not).
+GOOD_MATCH = 50.0
+
+
+def is_good_match(hit: Hit) -> bool:
+    """Whether ``hit`` clears the calibrated cut-off (``relevance >= GOOD_MATCH``); find-similar hits,
+    which carry no relevance, always do."""
+    return hit.relevance is None or hit.relevance >= GOOD_MATCH
 
 
 def validate_k(k: int) -> int:
@@ -145,9 +166,11 @@ class Searcher:
 
     def search(self, query: str, k: int = 20, filters: Filters | None = None, mode: str = "both") -> list[Hit]:
         """The main entry: a query in the keyword syntax of :mod:`engine.keyword` (words, "phrases",
-        -exclude, OR, prefix*, field:value) answered by what the files sound like (``content``), by their
-        names and metadata (``keywords``) or both fused by reciprocal rank (``both``, the default).
-        Field filters and excludes restrict the content results too."""
+        -exclude, OR, prefix*, field:value) answered by what the files *sound* like (``content``), by their
+        names and metadata (``keywords``: lexical) or by every signal fused by trust (``both``, the
+        default: the sound, the meaning of the files' own words weighted by how informative they are, and
+        lexical hits; see :mod:`engine.fusion`). Field filters and excludes restrict every mode. Each hit
+        carries ``relevance`` (0–100) and ``matched_by``."""
         validate_k(k)
         if mode not in MODES:
             raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
@@ -161,26 +184,58 @@ class Searcher:
         if constraint:
             filters = dataclasses.replace(filters, keyword_constraint=(constraint[0], tuple(constraint[1])))
         free = parsed.free_text
-        content: list[Hit] = []
-        if mode != "keywords" and free.strip():
-            content = self.search_text(free, k if mode == "content" else max(k, 100), filters)
-        if mode == "content":
-            return content[:k]
+        model = self.fusion.model(mode)
         with self.lib.engine.connect() as conn:
-            kw = keyword.keyword_search(conn, parsed, KEYWORD_POOL)
-            if kw and not filters.is_empty():
-                allowed = _allowed_files(conn, [fid for fid, _ in kw], filters)
-                kw = [(fid, sc) for fid, sc in kw if fid in allowed]
+            kw: list[tuple[int, float, float]] = []
+            if mode != "content":
+                kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
+                if kw and not filters.is_empty():
+                    allowed = _allowed_files(conn, [fid for fid, _, _ in kw], filters)
+                    kw = [h for h in kw if h[0] in allowed]
             if mode == "keywords":
-                best = {fid: (sc, 0.0, None) for fid, sc in kw[:k]}
-                return self._hits(conn, best, k)
-            fused = rrf([[h.file_id for h in content], [fid for fid, _ in kw]], k=RRF_K)[:k]
-            by_id = {h.file_id: h for h in content}
+                names = db.file_text_vectors(conn, [fid for fid, _, _ in kw[:k]], NAME_ENCODER_ID, NAME_DIM)
+                evidence = {fid: Evidence(informativeness=names.get(fid, (None, 0.0))[1], lexical=share,
+                                          name=None if fid not in names else 0.0)
+                            for fid, _, share in kw[:k]}
+                best = {fid: (sc, 0.0, None) for fid, sc, _ in kw[:k]}
+                return self._hits(conn, best, k, evidence, model, parsed)
+        if not free.strip():  # only field filters: the keyword ranking is all there is
+            return self.search(query, k, filters, "keywords") if mode == "both" else []
+        cvec, nvec = self.lib.embed_query(free)
+        if mode == "content":
+            best = self._content_best(cvec, k, filters, set())
+            with self.lib.engine.connect() as conn:
+                evidence = {fid: Evidence(content=v[0]) for fid, v in best.items()}
+                return self._hits(conn, best, k, evidence, model, parsed)
+        pool = max(CANDIDATES, 4 * k)
+        content = self._content_best(cvec, pool, filters, set())
+        named = self.lib.name_index.search(nvec, pool)
+        with self.lib.engine.connect() as conn:
+            if named and not filters.is_empty():
+                allowed = _allowed_files(conn, [fid for fid, _ in named], filters)
+                named = [(fid, sc) for fid, sc in named if fid in allowed]
+            lexical = {fid: share for fid, _, share in kw}
+            candidates = list(dict.fromkeys([*content, *(fid for fid, _ in named), *lexical]))
+            missing = [fid for fid in candidates if fid not in content]
+            content.update(self._content_scores(conn, cvec, missing))
+            texts = db.file_text_vectors(conn, candidates, NAME_ENCODER_ID, NAME_DIM)
+            evidence = {}
+            for fid in candidates:
+                vec, inf = texts.get(fid, (None, 0.0))
+                evidence[fid] = Evidence(
+                    content=content[fid][0] if fid in content else None,
+                    name=float(vec @ nvec) if vec is not None and vec.any() else None,
+                    informativeness=inf, lexical=lexical.get(fid, 0.0),
+                )
             best = {}
-            for fid, score in fused:
-                h = by_id.get(fid)
-                best[fid] = (score, h.start_s, h.end_s) if h else (score, 0.0, None)
-            return self._hits(conn, best, k)
+            for fid in candidates:
+                s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
+                best[fid] = (model.probability(evidence[fid]), s0, e0)
+            return self._hits(conn, best, k, evidence, model, parsed)
+
+    @property
+    def fusion(self) -> TrustFusion:
+        return fusion_for(self.lib.bundle)
 
     def search_text(self, query: str, k: int = 20, filters: Filters | None = None) -> list[Hit]:
         """Content-only search: rank files by how well their best window matches the text."""
@@ -189,8 +244,7 @@ class Searcher:
             raise QueryError('the query is empty: describe a sound, e.g. "heavy wooden door creaking"')
         if not re.search(r"\w", query):
             raise QueryError(f"the query {query!r} has no words to search for")
-        qvec = self.lib.encoder.embed_text([query])
-        return self.search_vectors(qvec, k, filters)
+        return self.search(query, k, filters, mode="content")
 
     def similar(self, path: str | Path, k: int = 20, filters: Filters | None = None,
                 start_s: float | None = None, end_s: float | None = None) -> list[Hit]:
@@ -209,13 +263,18 @@ class Searcher:
     def search_vectors(self, qvecs: np.ndarray, k: int, filters: Filters | None = None,
                        exclude: set[int] | None = None) -> list[Hit]:
         """Rank files by max over (query vector, window) inner products. ``qvecs``: float32 (m, dim)."""
+        best = self._content_best(qvecs, k, filters or Filters(), exclude or set())
+        with self.lib.engine.connect() as conn:
+            return self._hits(conn, best, k)
+
+    def _content_best(self, qvecs: np.ndarray, k: int, filters: Filters,
+                      exclude: set[int]) -> dict[int, tuple[float, float, float]]:
+        """``{file_id: (cosine, start_s, end_s)}`` of the (at least) ``k`` best files by their best window."""
         qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
-        filters = filters or Filters()
-        exclude = exclude or set()
         index = self.lib.sync_index()
         n = index.count
         if n == 0:
-            return []
+            return {}
         with self.lib.engine.connect() as conn:
             if not filters.is_empty():
                 n_allowed = conn.execute(
@@ -225,7 +284,7 @@ class Searcher:
                     .where(and_(*filters.clauses()))
                 ).scalar_one()
                 if n_allowed == 0:
-                    return []
+                    return {}
                 if n_allowed <= EXACT_LIMIT:
                     return self._exact(conn, qvecs, k, filters, exclude)
             kk = min(n, max(64, 8 * k))
@@ -233,11 +292,29 @@ class Searcher:
                 ids, scores = index.search(qvecs, kk)
                 best = self._best_per_file(conn, ids.ravel(), scores.ravel(), filters, exclude)
                 if len(best) >= k or kk >= n:
-                    break
+                    return best
                 if kk >= 16 * max(64, 8 * k) and not filters.is_empty():
                     return self._exact(conn, qvecs, k, filters, exclude)
                 kk = min(n, kk * 4)
-            return self._hits(conn, best, k)
+
+    def _content_scores(self, conn, qvecs: np.ndarray, file_ids: list[int]) -> dict[int, tuple[float, float, float]]:
+        """Best-window cosine of given files (found by their words, not their sound), from stored vectors."""
+        out: dict[int, tuple[float, float, float]] = {}
+        qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
+        for chunk in db.chunks(file_ids, 900):
+            rows = conn.execute(
+                select(db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
+                .join(db.Vector, and_(db.Vector.window_id == db.Window.id,
+                                      db.Vector.bundle_id == self.lib.bundle.bundle_id))
+                .where(db.Window.file_id.in_(chunk))
+            ).all()
+            if not rows:
+                continue
+            scores = (db.decode_vectors((r[3] for r in rows), self.lib.bundle.dim) @ qvecs.T).max(axis=1)
+            for (fid, s0, e0, _), sc in zip(rows, scores, strict=True):
+                if fid not in out or sc > out[fid][0]:
+                    out[fid] = (float(sc), s0, e0)
+        return out
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -266,7 +343,8 @@ class Searcher:
             best[fid] = (float(sc), s, e)
         return best
 
-    def _exact(self, conn, qvecs: np.ndarray, k: int, filters: Filters, exclude: set[int]) -> list[Hit]:
+    def _exact(self, conn, qvecs: np.ndarray, k: int, filters: Filters,
+               exclude: set[int]) -> dict[int, tuple[float, float, float]]:
         rows = conn.execute(
             select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
             .join(db.Vector, and_(db.Vector.window_id == db.Window.id, db.Vector.bundle_id == self.lib.bundle.bundle_id))
@@ -276,7 +354,7 @@ class Searcher:
         ).all()
         rows = [r for r in rows if r[1] not in exclude]
         if not rows:
-            return []
+            return {}
         vecs = db.decode_vectors((r[4] for r in rows), self.lib.bundle.dim)
         scores = (vecs @ qvecs.T).max(axis=1)
         best: dict[int, tuple[float, float, float]] = {}
@@ -286,10 +364,12 @@ class Searcher:
                 best[fid] = (float(scores[i]), s, e)
                 if len(best) >= k:
                     break
-        return self._hits(conn, best, k)
+        return best
 
-    def _hits(self, conn, best: dict[int, tuple[float, float, float]], k: int) -> list[Hit]:
-        top = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+    def _hits(self, conn, best: dict[int, tuple[float, float, float]], k: int,
+              evidence: dict[int, Evidence] | None = None, model: LogisticModel | None = None,
+              parsed: keyword.ParsedQuery | None = None) -> list[Hit]:
+        top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         if not top:
             return []
         rows = {
@@ -308,11 +388,17 @@ class Searcher:
                 continue
             if e is None:  # a keyword-only hit: its first window
                 e = min(self.lib.bundle.window_s, float(r.duration_s or self.lib.bundle.window_s))
-            hits.append(Hit(
+            meta = json.loads(r.metadata_json) if r.metadata_json else {}
+            hit = Hit(
                 path=str(Path(r.root) / r.rel_path), score=score, start_s=float(s), end_s=float(e),
                 duration_s=float(r.duration_s or 0.0), sample_rate=r.sample_rate, channels=r.channels,
-                format=r.format, file_id=fid, metadata=json.loads(r.metadata_json) if r.metadata_json else {},
-            ))
+                format=r.format, file_id=fid, metadata=meta,
+            )
+            if evidence is not None and model is not None:
+                ev = evidence.get(fid, Evidence())
+                hit.relevance = 100.0 * model.probability(ev)
+                hit.matched_by = explain(ev, self.fusion, r.rel_path, r.root, meta, parsed)
+            hits.append(hit)
         return hits
 
     def find_file(self, conn, path: Path) -> int | None:

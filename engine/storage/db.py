@@ -15,6 +15,10 @@ Layout (one row per thing, paths relative to their root in POSIX form):
 * ``bundles``    the model bundles whose vectors are stored.
 * ``files_fts``  (schema 2) the FTS5 keyword index over names, folders and metadata
                  (:mod:`engine.keyword`); its rowid is the file id.
+* ``file_texts`` (schema 3) per file: the text its name, folders and metadata make
+                 (:mod:`engine.names`), how informative it is, and its float16 sentence embedding by
+                 the name encoder ``encoder`` (stored at a ``names_generation``, so the in-memory name
+                 index catches up like the vector index does).
 
 This module never imports torch.
 """
@@ -53,7 +57,7 @@ from engine.errors import LibraryError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VECTOR_DTYPE = np.float16
 
 
@@ -124,6 +128,16 @@ class Tombstone(Base):
     generation: Mapped[int] = mapped_column(Integer, index=True)
 
 
+class FileText(Base):
+    __tablename__ = "file_texts"
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    informativeness: Mapped[float] = mapped_column(Float)
+    encoder: Mapped[str] = mapped_column(String)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    generation: Mapped[int] = mapped_column(Integer, index=True, default=0)
+
+
 class BundleRow(Base):
     __tablename__ = "bundles"
     bundle_id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -159,7 +173,21 @@ def _migrate_2_keyword_index(conn: Connection) -> None:
         keyword.put_document(conn, fid, keyword.document_for(rel, root, json.loads(meta) if meta else None))
 
 
-MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index}
+def _migrate_3_file_texts(conn: Connection) -> None:
+    """Schema 3: the per-file texts and their sentence embeddings (filled by the next index run, which
+    has the name encoder; search works without them meanwhile), and the trigram keyword index."""
+    from engine import keyword
+
+    FileText.__table__.create(conn, checkfirst=True)
+    _put_meta(conn, "names_generation", "0")
+    _create_fts(conn)  # adds the trigram table, filled from the word index's name and folder columns
+    conn.exec_driver_sql(f"DELETE FROM {keyword.TRIGRAM_TABLE}")
+    conn.exec_driver_sql(
+        f"INSERT INTO {keyword.TRIGRAM_TABLE} (rowid, name, folder) SELECT rowid, name, folder FROM {keyword.FTS_TABLE}"
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts}
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -201,6 +229,7 @@ def _migrate(engine: Engine) -> None:
             _put_meta(conn, "schema_version", str(SCHEMA_VERSION))
             _put_meta(conn, "generation", "0")
             _put_meta(conn, "tombstones_pruned_upto", "0")
+            _put_meta(conn, "names_generation", "0")
             return
         version = int(_get_meta(conn, "schema_version") or 0)
         if version > SCHEMA_VERSION:
@@ -318,9 +347,7 @@ def delete_files(conn: Connection, file_ids: Iterable[int], gen: int) -> int:
     n = delete_file_windows(conn, ids, gen)
     for chunk in chunks(ids, 900):
         conn.execute(delete(File).where(File.id.in_(chunk)))
-        conn.exec_driver_sql(
-            f"DELETE FROM {keyword.FTS_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})", tuple(chunk)
-        )
+        keyword.delete_documents(conn, chunk)
     return n
 
 
@@ -359,6 +386,89 @@ def record_bundle(conn: Connection, bundle_id: str, name: str, version: str, dim
     conn.execute(
         insert(BundleRow).values(bundle_id=bundle_id, name=name, version=version, dim=dim, added_at=time.time())
     )
+
+
+# -- file texts (semantic metadata search) -----------------------------------------------------------
+
+
+def names_generation(conn: Connection) -> int:
+    return int(_get_meta(conn, "names_generation") or 0)
+
+
+def file_texts(conn: Connection, file_ids: Iterable[int] | None = None) -> dict[int, tuple[str, str]]:
+    """``{file_id: (text, encoder)}`` of the stored file texts (of ``file_ids``, or all)."""
+    q = select(FileText.file_id, FileText.text, FileText.encoder)
+    if file_ids is None:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(q)}
+    out: dict[int, tuple[str, str]] = {}
+    for chunk in chunks([int(f) for f in file_ids], 900):
+        out.update({r[0]: (r[1], r[2]) for r in conn.execute(q.where(FileText.file_id.in_(chunk)))})
+    return out
+
+
+def put_file_texts(conn: Connection, rows: list[tuple[int, str, float, np.ndarray]], encoder: str) -> int:
+    """Store ``(file_id, text, informativeness, vector float32 (dim,))`` rows under a new names generation
+    (inside the caller's transaction); return that generation. Non-finite vectors are refused."""
+    if not rows:
+        return names_generation(conn)
+    vecs = np.stack([r[3] for r in rows]).astype(np.float32)
+    if not np.isfinite(vecs).all():
+        raise ValueError("file-text vectors contain NaN or infinity")
+    gen = names_generation(conn) + 1
+    ids = [int(r[0]) for r in rows]
+    for chunk in chunks(ids, 900):
+        conn.execute(delete(FileText).where(FileText.file_id.in_(chunk)))
+    conn.execute(insert(FileText), [
+        {"file_id": int(fid), "text": text, "informativeness": float(inf), "encoder": encoder,
+         "data": encode_vector(vec), "generation": gen}
+        for (fid, text, inf, _), vec in zip(rows, vecs, strict=True)
+    ])
+    _put_meta(conn, "names_generation", str(gen))
+    return gen
+
+
+def delete_file_texts(conn: Connection, file_ids: Iterable[int]) -> None:
+    """Drop the text rows of files (failed since); bumps the names generation so readers catch up."""
+    ids = [int(f) for f in file_ids]
+    for chunk in chunks(ids, 900):
+        conn.execute(delete(FileText).where(FileText.file_id.in_(chunk)))
+    if ids:
+        _put_meta(conn, "names_generation", str(names_generation(conn) + 1))
+
+
+def iter_file_text_vectors(
+    conn: Connection, encoder: str, dim: int, *, after_generation: int | None = None, batch: int = 50_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(file_ids int64[n], vectors float32[n, dim])`` of the file texts embedded by ``encoder``
+    (all, or those stored after ``after_generation``), in file-id order; empty texts are skipped."""
+    last = 0
+    while True:
+        q = select(FileText.file_id, FileText.data).where(
+            FileText.encoder == encoder, FileText.file_id > last, FileText.text != ""
+        )
+        if after_generation is not None:
+            q = q.where(FileText.generation > after_generation)
+        rows = conn.execute(q.order_by(FileText.file_id).limit(batch)).all()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        yield ids, decode_vectors((r[1] for r in rows), dim)
+        last = int(ids[-1])
+
+
+def file_text_vectors(
+    conn: Connection, file_ids: Iterable[int], encoder: str, dim: int
+) -> dict[int, tuple[np.ndarray, float]]:
+    """``{file_id: (vector float32 (dim,), informativeness)}`` for the given files that have one."""
+    out: dict[int, tuple[np.ndarray, float]] = {}
+    for chunk in chunks([int(f) for f in file_ids], 900):
+        for fid, data, inf in conn.execute(
+            select(FileText.file_id, FileText.data, FileText.informativeness).where(
+                FileText.file_id.in_(chunk), FileText.encoder == encoder
+            )
+        ):
+            out[int(fid)] = (decode_vectors([data], dim)[0], float(inf))
+    return out
 
 
 def set_file_error(conn: Connection, file_id: int, reason: str, message: str) -> None:

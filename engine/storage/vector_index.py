@@ -398,6 +398,19 @@ class VectorIndex:
                             continue
                         self._count -= 1
 
+    def labels(self) -> list[int]:
+        """The ids of the live (not deleted) vectors."""
+        with self._rw.read():
+            ids = self._index.get_ids_list()
+            deleted = set()
+            if self.deleted_count:
+                for label in ids:
+                    try:
+                        self._index.get_items([label])
+                    except RuntimeError:
+                        deleted.add(label)
+        return [int(i) for i in ids if i not in deleted]
+
     # ------------------------------------------------------------------ search
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,143 @@
+"""Keep each file's text embedding (semantic metadata search) in step with the library, and search it.
+
+* :func:`sync_file_texts` (the writer, after each commit and at the end of an index run): computes the
+  text of every given file (:func:`engine.names.file_text`), embeds those whose text or name encoder
+  changed, and stores them under a new ``names_generation``. Moves, metadata changes and schema upgrades
+  are all "the text changed"; deleted files lose their row by cascade. Rebuildable from the database.
+* :class:`NameIndex` (every reader): an in-memory HNSW index over those vectors (labels are file ids) that
+  catches up by generation, saved as a cache file beside the window index and rebuilt from the
+  database when missing or corrupt — never from audio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+from sqlalchemy import func, select
+
+from engine.names import file_text
+from engine.storage import db
+from engine.storage.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+SYNC_BATCH = 512
+
+
+def sync_file_texts(engine, embed: Callable[[list[str]], np.ndarray], encoder_id: str,
+                    file_ids: Iterable[int] | None = None, *, only_missing: bool = False,
+                    on_progress: Callable[[int, int], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> int:
+    """Bring the stored file texts of ``file_ids`` (default: every file) up to date; return how many were
+    (re-)embedded. ``embed``: texts -> float32 (n, dim) unit rows (:meth:`NameEncoder.embed`);
+    ``only_missing``: look only at files that have no text row yet (cheap: used while indexing);
+    ``on_progress(done, total)`` after each stored batch; ``cancelled()`` stops between batches (what was
+    stored stays; the next sync does the rest). Files that failed to index lose their row."""
+    wanted = None if file_ids is None else sorted({int(f) for f in file_ids})
+    with engine.connect() as conn:
+        q = (select(db.File.id, db.File.rel_path, db.File.metadata_json, db.Root.path)
+             .join(db.Root, db.Root.id == db.File.root_id).where(db.File.status == "ok"))
+        if only_missing:
+            q = q.outerjoin(db.FileText, db.FileText.file_id == db.File.id).where(db.FileText.file_id.is_(None))
+        failed = conn.execute(
+            select(db.FileText.file_id).join(db.File, db.File.id == db.FileText.file_id)
+            .where(db.File.status != "ok")
+        ).scalars().all()
+        rows = []
+        if wanted is None:
+            rows = conn.execute(q).all()
+        else:
+            for chunk in db.chunks(wanted, 900):
+                rows.extend(conn.execute(q.where(db.File.id.in_(chunk))).all())
+        stored = db.file_texts(conn, None if wanted is None else [r[0] for r in rows])
+    todo = []
+    for fid, rel, meta, root in rows:
+        ft = file_text(rel, root, json.loads(meta) if meta else None)
+        if stored.get(fid) != (ft.text, encoder_id):
+            todo.append((fid, ft))
+    if failed:
+        with engine.begin() as conn:
+            db.delete_file_texts(conn, failed)
+    for start in range(0, len(todo), SYNC_BATCH):
+        if cancelled is not None and cancelled():
+            break
+        part = todo[start : start + SYNC_BATCH]
+        vecs = embed([ft.text for _, ft in part])
+        with engine.begin() as conn:
+            db.put_file_texts(conn, [(fid, ft.text, ft.informativeness, v) for (fid, ft), v in zip(part, vecs, strict=True)],
+                              encoder_id)
+        if on_progress is not None:
+            on_progress(min(start + SYNC_BATCH, len(todo)), len(todo))
+    if todo:
+        log.info("embedded the texts of %d files", len(todo))
+    return len(todo)
+
+
+class NameIndex:
+    """The file-text vectors of one library and name encoder, searchable by inner product (cosine)."""
+
+    def __init__(self, engine, path: Path, encoder_id: str, dim: int) -> None:
+        self.engine = engine
+        self.path = path
+        self.encoder_id = encoder_id
+        self.dim = dim
+        self._index: VectorIndex | None = None
+        self._gen = -1
+        self._lock = threading.RLock()
+
+    def sync(self) -> VectorIndex:
+        """The in-memory index at the database's current names generation (loaded, caught up or rebuilt)."""
+        with self._lock, self.engine.connect() as conn:
+            gen = db.names_generation(conn)
+            if self._index is not None and self._gen == gen:
+                return self._index
+            if self._index is None:
+                idx = VectorIndex.load(self.dim, self.path, expected_generation=gen, allow_stale=True)
+                if idx is not None and idx.generation <= gen:
+                    self._index, self._gen = idx, int(idx.generation)
+            if self._index is None:
+                self._index = VectorIndex(self.dim, self.path)
+                self._gen = -1
+            for ids, vecs in db.iter_file_text_vectors(
+                conn, self.encoder_id, self.dim, after_generation=None if self._gen < 0 else self._gen
+            ):
+                self._index.add(ids, vecs)
+            live = conn.execute(
+                select(func.count()).select_from(db.FileText)
+                .where(db.FileText.encoder == self.encoder_id, db.FileText.text != "")
+            ).scalar_one()
+            if live != self._index.count:  # files deleted, failed or left without words since
+                keep = set(conn.execute(
+                    select(db.FileText.file_id)
+                    .where(db.FileText.encoder == self.encoder_id, db.FileText.text != "")
+                ).scalars())
+                self._index.delete([i for i in self._index.labels() if i not in keep])
+            self._gen = gen
+            self._save()
+            return self._index
+
+    def _save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.path) + ".lock", timeout=5):
+                saved = VectorIndex.read_meta(self.path)
+                if saved and isinstance(saved.get("generation"), int) and saved["generation"] >= self._gen:
+                    return
+                self._index.save(self._gen)
+        except (Timeout, OSError, Exception) as exc:  # a cache that cannot be written is only slower
+            log.warning("name index %s not saved: %s", self.path, exc)
+
+    def search(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``[(file_id, cosine)]`` best first, at most ``k``. Files deleted since are left for the caller
+        to drop (their ids no longer resolve)."""
+        index = self.sync()
+        if index.count == 0:
+            return []
+        ids, scores = index.search(np.asarray(qvec, np.float32).reshape(1, -1), min(k, index.count))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
