@@ -54,7 +54,7 @@ extends = "{RECIPE / 'common.toml'}"
 [model.audio_backbone]
 name = "aisfx"
 arch = "aisfx_cnn"
-config = {{pretrained = "{_shipped_aisfx_weights()}", time_pool = "max"}}
+config = {{pretrained = "{_shipped_aisfx_weights()}", time_pool = "max", classifiers = "logits", classifier_scale = 0.2}}
 trainable = false
 ship_weights = true
 
@@ -68,6 +68,9 @@ queries = {{path = "{corpus["queries"]}", audio_root = "{corpus["audio"]}"}}
 
 [data.eval.test]
 sources = [{src % "test"}]
+queries = {{path = "{corpus["queries"]}", audio_root = "{corpus["audio"]}"}}
+
+[data.eval.blind]
 queries = {{path = "{corpus["queries"]}", audio_root = "{corpus["audio"]}"}}
 
 [train]
@@ -93,7 +96,8 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     corpus = syn.make_corpus(tmp_path / "corpus")
     recipe = _quick_recipe(tmp_path, corpus)
     runs, dest = tmp_path / "runs", tmp_path / "bundle" / "earshot-sfx-small-quick"
-    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1"}
+    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1",
+           "LAST_STAGE": "3"}  # the full chain (the default, LAST_STAGE=1, is its first part)
     proc = subprocess.run(["bash", str(REPO / "scripts" / "build_default_model.sh"), str(runs), str(dest)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
