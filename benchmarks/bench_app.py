@@ -32,8 +32,8 @@ QUERIES = ["explosion", "door", "footsteps", "laser gun", "water splash", "engin
 
 
 def pick_corpus_files(n: int, seed: int = 0) -> list[Path]:
-    """``n`` corpus files spread over its packages (see :func:`training.data.debian_sfx.sample_clips`)."""
-    from training.data.debian_sfx import sample_clips
+    """``n`` corpus files spread over its packages (see :func:`training.data.debian.corpus.sample_clips`)."""
+    from training.data.debian.corpus import sample_clips
 
     return sample_clips(CORPUS, n, seed=seed, extensions=frozenset(AUDIO_EXT))
 

@@ -5,44 +5,55 @@
 #   scripts/build_default_model.sh [RUNS_DIR] [BUNDLE_DEST]
 #     RUNS_DIR     default runs/sfx-small            (checkpoints, metrics, curves; git-ignored)
 #     BUNDLE_DEST  default RUNS_DIR/bundle/earshot-sfx-small-2.0.0
-#   Environment: SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
+#   Environment: PYTHON (interpreter, absolute; default the repository's .venv/bin/python),
+#                SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
 #                LAST_STAGE (1: the stage-1 ensemble that 2.0.0 ships; 3: + teacher, distillation and
 #                augmentation, cluster heads, as 1.0.0 was built),
 #                RECIPE (default training/recipes/sfx-small), QUICK=1 (the reduced form the tests run: the
 #                recipe brings its own data and weights, so no corpus build, no download, no ablation table).
-# Needs the setup from scripts/setup.sh --dev and apt-get (Debian packages of sound effects).
+# Needs the setup from scripts/setup.sh --dev, apt-get (Debian packages of sound effects) and the
+# `fluidsynth` command (apt-get install fluidsynth) to render the sound fonts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/sfx-small}
 DEST=${2:-$RUNS/bundle/earshot-sfx-small-2.0.0}
 SEEDS=${SEEDS:-0 1 2}
 THREADS=${THREADS:-1}
-PY=.venv/bin/python
+PY="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: some steps run in another folder
 R=${RECIPE:-training/recipes/sfx-small}
 QUICK=${QUICK:-0}
 LAST_STAGE=${LAST_STAGE:-1}
 CORPUS=${CORPUS:-data/debian_sfx/corpus}
+COVERAGE=${COVERAGE:-data/corpus2/corpus}
 
 # 1. The aiSFX weights (CC BY 4.0), converted once from the PyPI wheel to safetensors (embedding network and
 #    the nine classifier heads, whose outputs 2.0 uses as extra audio features).
 if [[ $QUICK != 1 && ! -f cache/aisfx/aisfx_cnn.safetensors ]]; then
   mkdir -p cache/aisfx/wheel
-  .venv/bin/pip download -q --no-deps "aisfx==0.1.2" -d cache/aisfx/wheel
-  (cd cache/aisfx/wheel && $PY -m zipfile -e aisfx-0.1.2-py2.py3-none-any.whl .)
-  $PY -m scripts.convert_aisfx --wheel-dir cache/aisfx/wheel --out cache/aisfx/aisfx_cnn.safetensors --fp16
+  "$PWD/.venv/bin/pip" download -q --no-deps "aisfx==0.1.2" -d cache/aisfx/wheel
+  (cd cache/aisfx/wheel && "$PY" -m zipfile -e aisfx-0.1.2-py2.py3-none-any.whl .)
+  "$PY" -m scripts.convert_aisfx --wheel-dir cache/aisfx/wheel --out cache/aisfx/aisfx_cnn.safetensors --fp16
 fi
 
 # 2. The corpus: Debian packages of sound effects (never the reserved evaluation packages).
 if [[ $QUICK != 1 && ! -f "$CORPUS/manifest.csv" ]]; then
-  $PY -m training.data.debian_sfx --inventory ../shared/data/sfx_inventory.csv --cache data/debian_sfx/cache \
+  "$PY" -m training.data.debian --inventory training/data/sfx_inventory.csv --cache data/debian_sfx/cache \
       --out "$CORPUS"
-  $PY -m training.data.debian_sfx --inventory training/data/extra_inventory.csv --cache data/debian_sfx/cache \
+  "$PY" -m training.data.debian --inventory training/data/extra_inventory.csv --cache data/debian_sfx/cache \
       --out "$CORPUS"
 fi
+# 3. The coverage corpus (training split only): instruments rendered note by note from General MIDI sound fonts
+#    (needs `fluidsynth` from apt), GCompris, Hydrogen kits, LMMS samples, FlightGear. Its captions are committed
+#    (training/data/coverage_captions.csv, written by `python -m training.data.debian.coverage`).
+#    Built only when the recipe trains on it (2.0.0 does not yet).
+if [[ $QUICK != 1 && ! -f "$COVERAGE/manifest.csv" ]] && grep -q coverage_captions "$R/common.toml"; then
+  "$PY" -m training.data.debian --inventory training/data/coverage_inventory.csv --cache data/corpus2/cache \
+      --out "$COVERAGE" --no-skip-rules --no-progress
+fi
 
-# 3. The blind evaluation set (reported, never used for a choice): packages never trained on.
+# 4. The blind evaluation set (reported, never used for a choice): packages never trained on.
 if [[ $QUICK != 1 && ! -f data/blind/clips/manifest.csv ]]; then
-  $PY -m training.data.blind.build --cache data/blind/cache --out data/blind/clips
+  "$PY" -m training.data.blind.build --cache data/blind/cache --out data/blind/clips
 fi
 
 common=(--set "train.cpu_threads=$THREADS" --set "teacher.out=$RUNS/teacher")
@@ -53,7 +64,7 @@ teacher_members="[$(IFS=,; echo "${members[*]}")]"
 final=()
 for s in $SEEDS; do final+=("\"$RUNS/stage$LAST_STAGE-s$s\""); done
 final_members="[$(IFS=,; echo "${final[*]}")]"
-T() { $PY -m training.cli "$@" "${common[@]}"; }
+T() { "$PY" -m training.cli "$@" "${common[@]}"; }
 
 for s in $SEEDS; do
   T stage1 --config $R/stage1.toml --set train.seed=$s --set train.out=$RUNS/stage1-s$s
@@ -73,8 +84,8 @@ for run in $(ls -d $RUNS/stage[123]-s* 2>/dev/null); do
 done
 T export --config $R/export.toml --set "export.source=$RUNS/ensemble" --set "export.dest=$DEST"
 if [[ $QUICK != 1 ]]; then
-  $PY -m training.ablation "$RUNS" "$DEST" --eval-set test > "$RUNS/ablation-test.md"
-  $PY -m training.ablation "$RUNS" "$DEST" --eval-set blind > "$RUNS/ablation-blind.md"
+  "$PY" -m training.ablation "$RUNS" "$DEST" --eval-set test > "$RUNS/ablation-test.md"
+  "$PY" -m training.ablation "$RUNS" "$DEST" --eval-set blind > "$RUNS/ablation-blind.md"
   # The card is documentation, not part of bundle_id: add the stage tables, the measured feature ablation
   # (ABLATION.md) and the known weaknesses.
   { printf '\n## Stages (test split, hand-checked multi-relevance queries)\n\n'; cat "$RUNS/ablation-test.md"

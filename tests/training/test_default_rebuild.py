@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     corpus = syn.make_corpus(tmp_path / "corpus")
     recipe = _quick_recipe(tmp_path, corpus)
     runs, dest = tmp_path / "runs", tmp_path / "bundle" / "earshot-sfx-small-quick"
-    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1",
+    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1", "PYTHON": sys.executable,
            "LAST_STAGE": "3"}  # the full chain (the default, LAST_STAGE=1, is its first part)
     proc = subprocess.run(["bash", str(REPO / "scripts" / "build_default_model.sh"), str(runs), str(dest)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -109,3 +110,44 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     with Library(tmp_path / "lib", dest) as lib:
         Indexer(lib).run([corpus["audio"]])
         assert len(Searcher(lib).search("a ticking clock", k=3)) == 3
+
+
+SCRIPT = REPO / "scripts" / "build_default_model.sh"
+
+
+def _script_lines() -> list[str]:
+    return [ln.split("#", 1)[0] for ln in SCRIPT.read_text(encoding="utf-8").splitlines()]
+
+
+def test_rebuild_script_reads_nothing_outside_the_clone():
+    """A user's clone has no ../shared: the script names no path above the repository."""
+    bad = [ln for ln in _script_lines() if "../" in ln or "shared/" in ln]
+    assert not bad, bad
+
+
+def test_rebuild_script_runs_no_relative_interpreter_inside_a_cd():
+    """`(cd X && .venv/bin/python ...)` fails: every interpreter the script runs is an absolute path."""
+    import re
+
+    lines = _script_lines()
+    assert any(re.match(r'\s*PY="\$\{PYTHON:-\$PWD/\.venv/bin/python\}"', ln) for ln in lines)
+    relative = [ln for ln in lines if re.search(r"(^|[\s(&;|])\.?\.?/?\.venv/bin/", ln) and "$PWD/" not in ln]
+    assert not relative, relative
+    for ln in lines:
+        if re.search(r"\bcd\b", ln):
+            after_cd = ln.split("cd", 1)[1]
+            assert not re.search(r"(^|[\s&;|])(python3?|\.venv|[\w./-]*bin/python)", after_cd), ln
+
+
+def test_rebuild_script_inventories_are_committed_and_clean():
+    """Every inventory the script builds from is in the repository, readable, and free of reserved packages."""
+    import re
+
+    from training.data.debian.corpus import RESERVED_PACKAGES, read_inventory
+
+    paths = re.findall(r"--inventory\s+(\S+)", SCRIPT.read_text(encoding="utf-8"))
+    assert "training/data/sfx_inventory.csv" in paths
+    for rel in paths:
+        rows = read_inventory(REPO / rel)
+        assert rows, rel
+        assert not {r.package for r in rows} & RESERVED_PACKAGES, rel

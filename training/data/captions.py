@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from engine.errors import EarshotError
+from training.data.debian.corpus import read_manifest
+from training.data.debian.corpus import split_of as default_split_of
+from training.data.debian.duplicates import leaking_duplicates, read_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -324,15 +327,13 @@ def build_caption_rows(
     split_of: Mapping[str, str] | None = None,
     exclude_paths: Iterable[str] = (),
 ) -> tuple[list[dict[str, str]], Counter[str]]:
-    """Rows of the captions table from manifest rows (see ``debian_sfx.MANIFEST_COLUMNS``).
+    """Rows of the captions table from manifest rows (see :data:`training.data.debian.corpus.MANIFEST_COLUMNS`).
 
     Only usable clips (``ok``/``duration_mismatch``) are captioned; ``split_of`` maps a package to
-    ``train``/``val``/``test`` (default: :func:`training.data.debian_sfx.split_of`); ``exclude_paths``
+    ``train``/``val``/``test`` (default: :func:`training.data.debian.corpus.split_of`); ``exclude_paths``
     removes clips (e.g. duplicates of held-out audio). Returns the rows, sorted by path then caption
     order, and a counter of why clips were left out.
     """
-    from training.data.debian_sfx import split_of as default_split_of
-
     excluded = set(exclude_paths)
     left_out: Counter[str] = Counter()
     rows: list[dict[str, str]] = []
@@ -392,8 +393,6 @@ def read_captions(path: Path = DEFAULT_CAPTIONS) -> list[dict[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Rewrite the captions table from a corpus manifest; returns 0 on success, 2 on bad input."""
-    from training.data.debian_sfx import leaking_duplicates, read_duplicates, read_manifest, split_of
-
     p = argparse.ArgumentParser(prog="python -m training.data.captions", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", type=Path, required=True, help="OUT/manifest.csv of the corpus builder")
     p.add_argument("--jargon", type=Path, default=DEFAULT_JARGON)
@@ -419,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exclude |= {ln.strip() for ln in args.exclude.read_text(encoding="utf-8").splitlines() if ln.strip()}
     duplicates = args.duplicates or args.manifest.parent / "duplicates.csv"
     if duplicates.is_file():
-        leaks = leaking_duplicates(read_duplicates(duplicates), lambda path: split_of(path.split("/", 1)[0]))
+        leaks = leaking_duplicates(read_duplicates(duplicates), lambda path: default_split_of(path.split("/", 1)[0]))
         log.info("%d clips duplicate audio of a held-out split and are left out", len(leaks))
         exclude |= leaks
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from training.data import captions as cap
-from training.data import debian_sfx as ds
+from training.data.debian import corpus, scan
 
 DATA = Path(cap.__file__).resolve().parent
 
@@ -186,8 +186,8 @@ def test_splits_are_by_package_and_match_split_of(table):
         splits_of_package[r["package"]].add(r["split"])
     assert all(len(s) == 1 for s in splits_of_package.values())
     for package, splits in splits_of_package.items():
-        assert splits == {ds.split_of(package)}
-    assert not set(splits_of_package) & ds.RESERVED_PACKAGES
+        assert splits == {corpus.split_of(package)}
+    assert not set(splits_of_package) & corpus.RESERVED_PACKAGES
     assert {"hydrogen-drumkits", "bucklespring-data"}.isdisjoint(splits_of_package)
     clips = {r["path"]: r["split"] for r in table}
     share = {s: sum(v == s for v in clips.values()) / len(clips) for s in ("train", "val", "test")}
@@ -201,18 +201,18 @@ def test_held_out_splits_are_frozen(table):
     clips = {r["path"]: r["split"] for r in table}
     assert sum(s == "test" for s in clips.values()) == 492
     assert sum(s == "val" for s in clips.values()) == 340
-    assert ds.EXTRA_TRAIN_PACKAGES.isdisjoint(ds.TEST_PACKAGES | ds.VAL_PACKAGES | ds.RESERVED_PACKAGES)
+    assert corpus.EXTRA_TRAIN_PACKAGES.isdisjoint(corpus.TEST_PACKAGES | corpus.VAL_PACKAGES | corpus.RESERVED_PACKAGES)
 
 
-def _extra_inventory() -> list[ds.InventoryRow]:
-    return ds.read_inventory(DATA / "extra_inventory.csv")
+def _extra_inventory() -> list[corpus.InventoryRow]:
+    return corpus.read_inventory(DATA / "extra_inventory.csv")
 
 
 def test_extra_inventory_follows_the_scan_rules():
     rows = _extra_inventory()
-    assert {r.package for r in rows} == set(ds.EXTRA_TRAIN_PACKAGES)
+    assert {r.package for r in rows} == set(corpus.EXTRA_TRAIN_PACKAGES)
     for r in rows:
-        assert ds.scan_exclusion(r.member_path, r.duration_s) is None, r.member_path
+        assert scan.scan_exclusion(r.member_path, r.duration_s) is None, r.member_path
         assert r.version and r.concept_key is not None
     assert all(r.container for r in rows if r.package == "0ad-data")  # all inside public.zip
 
@@ -221,7 +221,7 @@ def test_extra_packages_are_captioned_for_training_without_held_out_copies(table
     jargon = cap.load_jargon()
     rows = _extra_inventory()
     in_table = {r.corpus_path for r in rows} & set(by_path)
-    for package in ds.EXTRA_TRAIN_PACKAGES:
+    for package in corpus.EXTRA_TRAIN_PACKAGES:
         clips = [p for p in in_table if p.startswith(package + "/")]
         assert len(clips) > 200, package
         assert {by_path[p][0]["split"] for p in clips} == {"train"}

@@ -15,7 +15,7 @@ version, member path, duration, licence) from packages that are never used for t
     python -m training.data.blind.build --cache data/blind/cache --out data/blind/clips
     python -m training.data.blind.build --scan --cache data/blind/cache   # regenerate inventory.csv
 
-Fetching and unpacking reuse :func:`training.data.debian_sfx.fetch_deb` / :func:`~.debian_sfx.extract_deb`;
+Fetching and unpacking reuse :func:`training.data.debian.fetch.fetch_deb` / :func:`~training.data.debian.fetch.extract_deb`;
 durations and licences reuse the same module's readers, so both corpora are built the same way.
 """
 
@@ -31,19 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.errors import EarshotError
-from training.data.debian_sfx import (
-    AUDIO_EXTENSIONS,
+from training.data.debian.corpus import (
     RESERVED_PACKAGES,
     check_not_reserved,
     durations_match,
-    extract_deb,
-    extracted_version,
-    fetch_deb,
-    licence_for_path,
     measure_duration,
-    read_copyright_entries,
-    summarise_licence,
 )
+from training.data.debian.fetch import extract_deb, extracted_version, fetch_deb
+from training.data.debian.licences import licence_for_path, read_copyright_entries, summarise_licence
+from training.data.debian.scan import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -360,11 +356,11 @@ def find_leaks(
 ) -> list[tuple[str, str, float]]:
     """Blind clips that a training corpus also holds: ``(blind path, training file, correlation)``.
 
-    Uses the fingerprints of :func:`training.data.debian_sfx.fingerprint` with the loose near-duplicate
+    Uses the fingerprints of :func:`training.data.debian.duplicates.fingerprint` with the loose near-duplicate
     test that keeps held-out splits clean (correlation above ``NEAR_DUPLICATE_THRESHOLD``, trimmed
     durations within ``NEAR_DUPLICATE_DURATION_REL``). Undecodable training files are skipped.
     """
-    from training.data.debian_sfx import (
+    from training.data.debian.duplicates import (
         NEAR_DUPLICATE_DURATION_REL,
         NEAR_DUPLICATE_THRESHOLD,
         find_duplicates,

@@ -1,4 +1,4 @@
-"""Tests for the Debian sound-effects corpus builder (training/data/debian_sfx.py).
+"""Tests for the Debian sound-effects corpus builder (training/data/debian/).
 
 The builder runs for real on a tiny ``.deb`` built here with ``dpkg-deb`` (skipped where it is missing):
 plain WAV files, a zip container, a copyright file; no network, no apt.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.data import debian_sfx as ds
+from training.data.debian import build, cli, corpus, duplicates, fetch, licences, scan
 
 PKG = "earshot-fixture-sfx"
 SR = 16000
@@ -86,7 +86,7 @@ def _inventory(path: Path) -> Path:
     ]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(ds.INVENTORY_COLUMNS)
+        writer.writerow(corpus.INVENTORY_COLUMNS)
         writer.writerows(rows)
     return path
 
@@ -104,9 +104,9 @@ def _no_apt(cmd, cwd):  # a runner that fails the test if the builder tries to d
 
 
 def test_build_extracts_files_and_zip_members_checks_durations_and_licences(tmp_path, cache_with_deb):
-    rows = ds.read_inventory(_inventory(tmp_path / "inv.csv"))
+    rows = corpus.read_inventory(_inventory(tmp_path / "inv.csv"))
     out = tmp_path / "corpus"
-    report = ds.build_corpus(rows, cache_with_deb, out, runner=_no_apt)
+    report = build.build_corpus(rows, cache_with_deb, out, runner=_no_apt)
 
     by_member = {r.row.member_path: r for r in report.rows}
     boom = by_member["usr/share/games/fixture/sounds/boom.wav"]
@@ -127,7 +127,7 @@ def test_build_extracts_files_and_zip_members_checks_durations_and_licences(tmp_
     assert beep.licence == "CC0-1.0"
     assert boom.version == "1.0-1"
 
-    manifest = {r["member_path"]: r for r in ds.read_manifest(out / "manifest.csv")}
+    manifest = {r["member_path"]: r for r in corpus.read_manifest(out / "manifest.csv")}
     assert set(manifest) == set(by_member)
     assert manifest["sound/weapons/zap.wav"]["path"] == f"{PKG}/sound/weapons/zap.wav"
     assert manifest["usr/share/games/fixture/sounds/sub/beep.wav"]["licence"] == "CC0-1.0"
@@ -136,16 +136,16 @@ def test_build_extracts_files_and_zip_members_checks_durations_and_licences(tmp_
 
 
 def test_second_run_reuses_the_extraction(tmp_path, cache_with_deb):
-    rows = ds.read_inventory(_inventory(tmp_path / "inv.csv"))
+    rows = corpus.read_inventory(_inventory(tmp_path / "inv.csv"))
     out = tmp_path / "corpus"
-    first = ds.build_corpus(rows, cache_with_deb, out, runner=_no_apt)
+    first = build.build_corpus(rows, cache_with_deb, out, runner=_no_apt)
     assert first.extracted == [PKG]
     marker = cache_with_deb / "extracted" / PKG / ".earshot-extracted"
     stamp = marker.stat().st_mtime_ns
     # without the .deb a re-fetch or re-extraction would fail; a resumed run must not need it
     for deb in (cache_with_deb / "debs").glob("*.deb"):
         deb.unlink()
-    second = ds.build_corpus(rows, cache_with_deb, out, runner=_no_apt)
+    second = build.build_corpus(rows, cache_with_deb, out, runner=_no_apt)
     assert second.extracted == []
     assert marker.stat().st_mtime_ns == stamp
     assert [r.status for r in second.rows] == [r.status for r in first.rows]
@@ -161,11 +161,11 @@ def test_fetch_downloads_with_apt_and_retries_after_update(tmp_path, fixture_deb
         if cmd[:2] == ["apt-get", "download"]:
             shutil.copy(fixture_deb, Path(cwd) / fixture_deb.name)
 
-    deb = ds.fetch_deb(PKG, tmp_path / "debs", runner)
+    deb = fetch.fetch_deb(PKG, tmp_path / "debs", runner)
     assert deb.name == fixture_deb.name
     assert calls == [["apt-get", "download", PKG], ["apt-get", "update"], ["apt-get", "download", PKG]]
     calls.clear()
-    assert ds.fetch_deb(PKG, tmp_path / "debs", runner) == deb  # cached: apt is not asked again
+    assert fetch.fetch_deb(PKG, tmp_path / "debs", runner) == deb  # cached: apt is not asked again
     assert calls == []
 
 
@@ -173,48 +173,48 @@ def test_download_failure_is_recorded_not_fatal(tmp_path):
     def runner(cmd, cwd):
         raise subprocess.CalledProcessError(100, cmd, stderr="E: no network")
 
-    rows = [ds.InventoryRow("no-such-pkg", "1", "", "a/b.wav", 1.0, "b", "b")]
-    report = ds.build_corpus(rows, tmp_path / "cache", tmp_path / "out", runner=runner)
+    rows = [corpus.InventoryRow("no-such-pkg", "1", "", "a/b.wav", 1.0, "b", "b")]
+    report = build.build_corpus(rows, tmp_path / "cache", tmp_path / "out", runner=runner)
     assert [r.status for r in report.rows] == ["package_error"]
     assert "no-such-pkg" in report.package_failures
 
 
-@pytest.mark.parametrize("package", sorted(ds.RESERVED_PACKAGES))
+@pytest.mark.parametrize("package", sorted(corpus.RESERVED_PACKAGES))
 def test_reserved_packages_are_refused(tmp_path, package):
-    with pytest.raises(ds.CorpusError, match="reserved"):
-        ds.fetch_deb(package, tmp_path, _no_apt)
-    with pytest.raises(ds.CorpusError):
-        ds.split_of(package)
-    rows = [ds.InventoryRow(package, "1", "", "x.wav", 1.0, "x", "x")]
-    with pytest.raises(ds.CorpusError):
-        ds.build_corpus(rows, tmp_path / "cache", tmp_path / "out", runner=_no_apt)
-    with pytest.raises(ds.CorpusError):
-        ds.select_rows(rows, packages=[package])
+    with pytest.raises(corpus.CorpusError, match="reserved"):
+        fetch.fetch_deb(package, tmp_path, _no_apt)
+    with pytest.raises(corpus.CorpusError):
+        corpus.split_of(package)
+    rows = [corpus.InventoryRow(package, "1", "", "x.wav", 1.0, "x", "x")]
+    with pytest.raises(corpus.CorpusError):
+        build.build_corpus(rows, tmp_path / "cache", tmp_path / "out", runner=_no_apt)
+    with pytest.raises(corpus.CorpusError):
+        corpus.select_rows(rows, packages=[package])
 
 
 def test_main_refuses_a_reserved_package(tmp_path):
     inv = _inventory(tmp_path / "inv.csv")
     argv = ["--inventory", str(inv), "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o")]
-    assert ds.main([*argv, "--packages", "lugaru-data", "--no-progress"]) == 2
+    assert cli.main([*argv, "--packages", "lugaru-data", "--no-progress"]) == 2
     assert not (tmp_path / "c").exists()
 
 
 def test_skip_rules():
     def row(pkg, path):
-        return ds.InventoryRow(pkg, "1", "", path, 1.0, "", "")
+        return corpus.InventoryRow(pkg, "1", "", path, 1.0, "", "")
 
-    assert ds.skip_reason(row("hydrogen-drumkits", "usr/share/hydrogen/x.wav")) == "drum_one_shot"
-    assert ds.skip_reason(row("bucklespring-data", "usr/share/buckle/wav/17-0.wav")) == "keyboard_click"
+    assert corpus.skip_reason(row("hydrogen-drumkits", "usr/share/hydrogen/x.wav")) == "drum_one_shot"
+    assert corpus.skip_reason(row("bucklespring-data", "usr/share/buckle/wav/17-0.wav")) == "keyboard_click"
     assert (
-        ds.skip_reason(row("sonic-pi-samples", "usr/share/sonic-pi/samples/bd_boom.flac")) == "drum_one_shot"
+        corpus.skip_reason(row("sonic-pi-samples", "usr/share/sonic-pi/samples/bd_boom.flac")) == "drum_one_shot"
     )
     assert (
-        ds.skip_reason(row("sonic-pi-samples", "usr/share/sonic-pi/samples/elec_hi_snare.flac"))
+        corpus.skip_reason(row("sonic-pi-samples", "usr/share/sonic-pi/samples/elec_hi_snare.flac"))
         == "drum_one_shot"
     )
-    assert ds.skip_reason(row("lmms-common", "usr/share/lmms/samples/drums/snare01.ogg")) == "drum_one_shot"
-    assert ds.skip_reason(row("sonic-pi-samples", "usr/share/sonic-pi/samples/elec_beep.flac")) is None
-    assert ds.skip_reason(row("wesnoth-1.16-data", "data/core/sounds/ambient/wardrums.ogg")) is None
+    assert corpus.skip_reason(row("lmms-common", "usr/share/lmms/samples/drums/snare01.ogg")) == "drum_one_shot"
+    assert corpus.skip_reason(row("sonic-pi-samples", "usr/share/sonic-pi/samples/elec_beep.flac")) is None
+    assert corpus.skip_reason(row("wesnoth-1.16-data", "data/core/sounds/ambient/wardrums.ogg")) is None
 
 
 def test_copyright_parsing_prefers_the_most_specific_paragraph():
@@ -226,21 +226,21 @@ def test_copyright_parsing_prefers_the_most_specific_paragraph():
         "Files: hedgewars/*\nLicense: GPL-2\n\n"
         "Files: data/sounds/*\nCopyright: x\nLicense:\n Public Domain\n"
     )
-    entries = ds.parse_copyright(text)
+    entries = licences.parse_copyright(text)
     assert (("data/sounds/*",), "public-domain") in entries
     installed = "usr/share/games/hedgewars/Data/Sounds/bee.ogg"
-    assert ds.licence_for_path(entries, [installed]) == "GFDL-1.3"
+    assert licences.licence_for_path(entries, [installed]) == "GFDL-1.3"
     assert (
-        ds.licence_for_path(entries, ["usr/share/games/hedgewars/Data/Sounds/Droplet1.ogg"]) == "CC-BY-SA-3.0"
+        licences.licence_for_path(entries, ["usr/share/games/hedgewars/Data/Sounds/Droplet1.ogg"]) == "CC-BY-SA-3.0"
     )
-    assert ds.licence_for_path(entries, ["usr/share/games/hedgewars/Data/Maps/x.txt"]) == "GPL-2"
-    assert ds.licence_for_path(entries, ["usr/share/tuxmath/data/sounds/pop.wav"]) == "public-domain"
-    assert ds.licence_for_path([], ["a.wav"]) is None
+    assert licences.licence_for_path(entries, ["usr/share/games/hedgewars/Data/Maps/x.txt"]) == "GPL-2"
+    assert licences.licence_for_path(entries, ["usr/share/tuxmath/data/sounds/pop.wav"]) == "public-domain"
+    assert licences.licence_for_path([], ["a.wav"]) is None
 
 
 def test_free_text_copyright():
     text = "This package is licensed under the GNU General Public License, either version 2 or later."
-    assert ds.summarise_licence(ds.parse_copyright(text)) == "GPL-2+"
+    assert licences.summarise_licence(licences.parse_copyright(text)) == "GPL-2+"
 
 
 def _write_clip(path: Path, y: np.ndarray, rate: int) -> None:
@@ -258,31 +258,31 @@ def test_duplicates_found_across_formats_and_rates(tmp_path):
     resampled = np.interp(np.arange(int(0.6 * 22050)) / 22050, t, sound).astype(np.float32)
     _write_clip(tmp_path / "b/y.ogg", resampled, 22050)
     _write_clip(tmp_path / "c/z.wav", other, SR)
-    fps = {p: ds.fingerprint(tmp_path / p) for p in ("a/x.wav", "b/y.ogg", "c/z.wav")}
-    pairs = ds.find_duplicates(fps)
+    fps = {p: duplicates.fingerprint(tmp_path / p) for p in ("a/x.wav", "b/y.ogg", "c/z.wav")}
+    pairs = duplicates.find_duplicates(fps)
     assert [(a, b) for a, b, _ in pairs] == [("a/x.wav", "b/y.ogg")]
 
 
 def test_leaking_duplicates_keep_the_held_out_copy():
     splits = {"t": "train", "v": "val", "x": "test"}
     pairs = [("t/1", "x/1", 1.0), ("v/2", "t/2", 1.0), ("v/3", "x/3", 1.0), ("t/4", "t/5", 1.0)]
-    drop = ds.leaking_duplicates(pairs, lambda p: splits[p.split("/")[0]])
+    drop = duplicates.leaking_duplicates(pairs, lambda p: splits[p.split("/")[0]])
     assert drop == {"t/1", "t/2", "v/3"}
 
 
 def test_splits_are_disjoint_and_deterministic():
-    assert not ds.TEST_PACKAGES & ds.VAL_PACKAGES
-    assert not (ds.TEST_PACKAGES | ds.VAL_PACKAGES) & ds.RESERVED_PACKAGES
-    assert {ds.split_of(p) for p in ds.TEST_PACKAGES} == {"test"}
-    assert {ds.split_of(p) for p in ds.VAL_PACKAGES} == {"val"}
-    assert ds.split_of("nexuiz-data") == "train"
+    assert not corpus.TEST_PACKAGES & corpus.VAL_PACKAGES
+    assert not (corpus.TEST_PACKAGES | corpus.VAL_PACKAGES) & corpus.RESERVED_PACKAGES
+    assert {corpus.split_of(p) for p in corpus.TEST_PACKAGES} == {"test"}
+    assert {corpus.split_of(p) for p in corpus.VAL_PACKAGES} == {"val"}
+    assert corpus.split_of("nexuiz-data") == "train"
 
 
 def test_durations_match_tolerance():
-    assert ds.durations_match(1.04, 1.0)
-    assert not ds.durations_match(1.2, 1.0)
-    assert ds.durations_match(10.15, 10.0)  # 2 % of long clips
-    assert not ds.durations_match(10.3, 10.0)
+    assert corpus.durations_match(1.04, 1.0)
+    assert not corpus.durations_match(1.2, 1.0)
+    assert corpus.durations_match(10.15, 10.0)  # 2 % of long clips
+    assert not corpus.durations_match(10.3, 10.0)
 
 
 # ------------------------------------------------------------------------------------------------ scanning
@@ -316,19 +316,19 @@ def _scan_tree(root: Path) -> Path:
 
 
 def test_scan_exclusion_rules():
-    assert ds.scan_exclusion("a/b/boom.ogg", 0.09) == "too_short"
-    assert ds.scan_exclusion("a/b/boom.ogg", 30.5) == "too_long"
-    assert ds.scan_exclusion("sounds/music/track_01.ogg", 10.0) == "music"
-    assert ds.scan_exclusion("sounds/main_theme.ogg", 10.0) == "music"
-    assert ds.scan_exclusion("sounds/announcer/fight.ogg", 1.0) == "speech"
-    assert ds.scan_exclusion("audio/voice/greek/civ/attack.ogg", 1.0) == "speech"
-    assert ds.scan_exclusion("sounds/ambience/voicebox_hum.ogg", 1.0) is None  # a word, not a folder
-    assert ds.scan_exclusion("sounds/player/pain.ogg", 0.3) is None
+    assert scan.scan_exclusion("a/b/boom.ogg", 0.09) == "too_short"
+    assert scan.scan_exclusion("a/b/boom.ogg", 30.5) == "too_long"
+    assert scan.scan_exclusion("sounds/music/track_01.ogg", 10.0) == "music"
+    assert scan.scan_exclusion("sounds/main_theme.ogg", 10.0) == "music"
+    assert scan.scan_exclusion("sounds/announcer/fight.ogg", 1.0) == "speech"
+    assert scan.scan_exclusion("audio/voice/greek/civ/attack.ogg", 1.0) == "speech"
+    assert scan.scan_exclusion("sounds/ambience/voicebox_hum.ogg", 1.0) is None  # a word, not a folder
+    assert scan.scan_exclusion("sounds/player/pain.ogg", 0.3) is None
 
 
 def test_scan_package_reads_files_and_zip_members_and_applies_rules(tmp_path):
     root = _scan_tree(tmp_path / "tree")
-    rows, left_out = ds.scan_package(root, PKG, "2.0-1")
+    rows, left_out = scan.scan_package(root, PKG, "2.0-1")
     got = {(r.container, r.member_path): r for r in rows}
     assert set(got) == {
         ("", "usr/share/games/fixture/sounds/amb/wind_loop.wav"),
@@ -344,27 +344,27 @@ def test_scan_package_reads_files_and_zip_members_and_applies_rules(tmp_path):
         0.3
     )
     assert left_out == {"too_short": 1, "too_long": 1, "music": 2, "speech": 2, "undecodable": 1}
-    with pytest.raises(ds.CorpusError):
-        ds.scan_package(root, "lugaru-data")
+    with pytest.raises(corpus.CorpusError):
+        scan.scan_package(root, "lugaru-data")
 
 
 def test_write_inventory_merges_by_package(tmp_path):
     inv = tmp_path / "inv.csv"
-    a = ds.InventoryRow("pkg-a", "1", "", "x/boom.wav", 1.0, "boom", "x boom")
-    b1 = ds.InventoryRow("pkg-b", "1", "c.zip", "y/zap.wav", 0.25, "zap", "y zap")
-    b2 = ds.InventoryRow("pkg-b", "2", "", "y/new.wav", 2.5, "new", "y new")
-    ds.write_inventory(inv, [b1, a])
-    assert ds.read_inventory(inv) == [a, b1]
-    ds.write_inventory(inv, [b2])  # a rescan of pkg-b replaces its rows, pkg-a stays
-    assert ds.read_inventory(inv) == [a, b2]
+    a = corpus.InventoryRow("pkg-a", "1", "", "x/boom.wav", 1.0, "boom", "x boom")
+    b1 = corpus.InventoryRow("pkg-b", "1", "c.zip", "y/zap.wav", 0.25, "zap", "y zap")
+    b2 = corpus.InventoryRow("pkg-b", "2", "", "y/new.wav", 2.5, "new", "y new")
+    corpus.write_inventory(inv, [b1, a])
+    assert corpus.read_inventory(inv) == [a, b1]
+    corpus.write_inventory(inv, [b2])  # a rescan of pkg-b replaces its rows, pkg-a stays
+    assert corpus.read_inventory(inv) == [a, b2]
 
 
 def test_main_scans_a_package_into_the_inventory_and_builds_it(tmp_path, cache_with_deb):
     inv = tmp_path / "extra_inventory.csv"
     out = tmp_path / "corpus"
     argv = ["--inventory", str(inv), "--cache", str(cache_with_deb), "--out", str(out), "--no-progress"]
-    assert ds.main([*argv, "--scan-package", PKG]) == 0
-    scanned = {r.member_path for r in ds.read_inventory(inv)}
+    assert cli.main([*argv, "--scan-package", PKG]) == 0
+    scanned = {r.member_path for r in corpus.read_inventory(inv)}
     # the drum folder is inventoried (the builder skips it by rule), the zip member too
     assert scanned == {
         "usr/share/games/fixture/sounds/boom.wav",
@@ -372,7 +372,7 @@ def test_main_scans_a_package_into_the_inventory_and_builds_it(tmp_path, cache_w
         "usr/share/games/fixture/sounds/drums/kick.wav",
         "sound/weapons/zap.wav",
     }
-    statuses = {r["member_path"]: r["status"] for r in ds.read_manifest(out / "manifest.csv")}
+    statuses = {r["member_path"]: r["status"] for r in corpus.read_manifest(out / "manifest.csv")}
     assert statuses["sound/weapons/zap.wav"] == "ok"
     assert statuses["usr/share/games/fixture/sounds/sub/beep.wav"] == "ok"  # scanned durations agree
     assert statuses["usr/share/games/fixture/sounds/drums/kick.wav"] == "skipped:drum_one_shot"
@@ -395,14 +395,14 @@ def test_near_duplicates_of_held_out_clips_need_the_same_name(tmp_path):
     ]
     splits = {"held": "val", "train": "train"}
     train_pair = ("train/weapons/blast.wav", "train/weapons/explode2.wav")
-    strict = ds.build_duplicates(tmp_path, rows)
+    strict = duplicates.build_duplicates(tmp_path, rows)
     assert [(a, b) for a, b, _ in strict] == [train_pair]  # the remaster fails the strict test
-    pairs = ds.build_duplicates(tmp_path, rows, split_of_path=lambda p: splits[p.split("/")[0]])
+    pairs = duplicates.build_duplicates(tmp_path, rows, split_of_path=lambda p: splits[p.split("/")[0]])
     # the loose test pairs it with the held-out clip of the same name, not the differently named copy
     assert [(a, b) for a, b, _ in pairs] == [
         ("held/sfx/explode.wav", "train/weapons/explode2.wav"),
         train_pair,
     ]
-    assert [(a, b) for a, b, _ in ds.read_duplicates(tmp_path / "duplicates.csv")] == [
+    assert [(a, b) for a, b, _ in duplicates.read_duplicates(tmp_path / "duplicates.csv")] == [
         (a, b) for a, b, _ in pairs
     ]

@@ -1,0 +1,59 @@
+"""Game packages whose sound files are named plainly (``engine_start.wav``, ``glass_break.ogg``).
+
+Their clips are found by the generic scanner (:func:`training.data.debian.scan.scan_package`: 0.1–30 s,
+music and speech folders left out) under the package's sound folders (:data:`PACKAGES`), and captioned
+by the name rules of :mod:`training.data.captions` (split, de-noise, expand abbreviations, jargon
+terms and synonyms of ``jargon.toml``), the same rules that caption the first corpus's clips without a
+hand-written pattern. A package may cap how many clips share one caption (:data:`MAX_PER_CONCEPT`), so
+that a sound copied into many folders (FlightGear's aircraft) does not dominate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from training.data import captions as cap
+from training.data.debian.corpus import InventoryRow
+from training.data.debian.scan import scan_package
+
+#: Package → folders (prefixes of member paths) holding its sound effects.
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "powermanga-data": ("usr/share/games/powermanga/sounds/",),
+    "flightgear-data-base": ("usr/share/games/flightgear/",),
+}
+# Surveyed and left out: teeworlds-data (WavPack, which libsndfile cannot read), kobodeluxe-data
+# (Audiality scripts), neverball-data and xmoto-data (no sound effects); tecnoballz-data, lbreakout2-data,
+# bzflag-data and pinball-data (French abbreviations, spoken words, game jargon for names).
+#: Clips kept per caption and package (the first ones by path).
+MAX_PER_CONCEPT = 6
+
+
+def scan(package: str, extracted: Path, version: str, jargon: cap.Jargon | None = None) -> tuple[
+    list[InventoryRow], dict[str, list[str]], Counter[str]
+]:  # fmt: skip
+    """Rows, captions by member path and reasons for leaving clips out, for one of :data:`PACKAGES`."""
+    jargon = jargon or cap.load_jargon()
+    roots = PACKAGES[package]
+    rows, left_out = scan_package(extracted, package, version)
+    kept: list[InventoryRow] = []
+    captions: dict[str, list[str]] = {}
+    per_concept: Counter[str] = Counter()
+    for r in rows:
+        if r.container or not r.member_path.startswith(roots):
+            left_out["outside the sound folders"] += 1
+            continue
+        result = cap.caption_clip(package, r.member_path, jargon)
+        if not result.captions:
+            left_out[f"dropped: {result.dropped}"] += 1
+            continue
+        if len(result.concept) < 3:
+            left_out["dropped: uninformative name"] += 1
+            continue
+        if per_concept[result.concept] >= MAX_PER_CONCEPT:
+            left_out["over the per-caption cap"] += 1
+            continue
+        per_concept[result.concept] += 1
+        kept.append(r)
+        captions[r.member_path] = list(result.captions)
+    return kept, captions, left_out
