@@ -8,7 +8,8 @@ Formats (``SourceConfig.format``):
   ``"{youtube_id}_{start_time}.wav"``); rows of one file are grouped;
 * ``wavcaps`` — WavCaps JSON (``{"data": [{"id", "caption", ...}]}``); the file is ``audio`` /
   ``file_name`` when present, else ``options.filename`` (default ``"{id}.flac"``);
-* ``captions`` — a generic table, CSV or JSONL, with ``path`` and ``caption`` (optional ``split``);
+* ``captions`` — a generic table, CSV or JSONL, with ``path`` and ``caption`` (optional ``split``;
+  ``options.packages`` keeps the rows of these ``package`` values);
 * ``debian_sfx`` — the Debian sound-effects captions table (``path, caption, concept, package, licence,
   split, duration_s``; see :mod:`training.data.captions`).
 
@@ -189,13 +190,19 @@ def _read_table(path: Path) -> list[dict[str, str]]:
 
 
 def read_captions_table(src: SourceConfig) -> list[Clip]:
+    """``path, caption[, split, package, licence, …]`` rows. ``options.packages``: keep only rows whose
+    ``package`` column is one of these (a recipe trains on part of a committed table)."""
     path = Path(src.path)
     root = _root(src)
     rows = _read_table(path)
+    packages = src.options.get("packages")
+    if packages is not None and rows and "package" not in rows[0]:
+        raise DataError(f"{path}: options.packages needs a 'package' column")
     triples = [
         ((root / r["path"]).resolve(), r["caption"], r)
         for r in rows
-        if not src.split or r.get("split", src.split) == src.split
+        if (not src.split or r.get("split", src.split) == src.split)
+        and (packages is None or r.get("package") in packages)
     ]
     return _group(triples, src, path.stem)
 
