@@ -7,8 +7,9 @@
 #     BUNDLE_DEST  default RUNS_DIR/bundle/earshot-sfx-small-2.0.0
 #   Environment: PYTHON (interpreter, absolute; default the repository's .venv/bin/python),
 #                SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
-#                LAST_STAGE (1: the stage-1 ensemble that 2.0.0 ships; 3: + teacher, distillation and
-#                augmentation, cluster heads, as 1.0.0 was built),
+#                LAST_STAGE (1: stage-1 members, as 2.0.0; 3: + teacher, distillation and augmentation,
+#                cluster heads, as 1.0.0 was built), KEEP (a bundle whose members join the ensemble; default
+#                resources/models/earshot-sfx-small-1.0.0, as 2.0.0; empty: none),
 #                RECIPE (default training/recipes/sfx-small), QUICK=1 (the reduced form the tests run: the
 #                recipe brings its own data and weights, so no corpus build, no download, no ablation table).
 # Needs the setup from scripts/setup.sh --dev, apt-get (Debian packages of sound effects) and the
@@ -23,6 +24,7 @@ PY="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: some steps run in another fol
 R=${RECIPE:-training/recipes/sfx-small}
 QUICK=${QUICK:-0}
 LAST_STAGE=${LAST_STAGE:-1}
+KEEP=${KEEP-resources/models/earshot-sfx-small-1.0.0}
 CORPUS=${CORPUS:-data/debian_sfx/corpus}
 COVERAGE=${COVERAGE:-data/corpus2/corpus}
 
@@ -45,7 +47,7 @@ fi
 # 3. The coverage corpus (training split only): instruments rendered note by note from General MIDI sound fonts
 #    (needs `fluidsynth` from apt), GCompris, Hydrogen kits, LMMS samples, FlightGear. Its captions are committed
 #    (training/data/coverage_captions.csv, written by `python -m training.data.debian.coverage`).
-#    Built only when the recipe trains on it (2.0.0 does not yet).
+#    Built only when the recipe trains on it (2.0.0 trains on part of it).
 if [[ $QUICK != 1 && ! -f "$COVERAGE/manifest.csv" ]] && grep -q coverage_captions "$R/common.toml"; then
   "$PY" -m training.data.debian --inventory training/data/coverage_inventory.csv --cache data/corpus2/cache \
       --out "$COVERAGE" --no-skip-rules --no-progress
@@ -62,6 +64,11 @@ members=()
 for s in $SEEDS; do members+=("\"$RUNS/stage1-s$s\""); done
 teacher_members="[$(IFS=,; echo "${members[*]}")]"
 final=()
+if [[ -n "$KEEP" ]]; then
+  # The kept bundle's members as run directories (checked against the recipe), candidates of the ensemble.
+  "$PY" -m training.bundle_runs "$KEEP" "$RUNS/kept" --config $R/stage1.toml
+  for m in $(ls "$RUNS/kept"); do final+=("\"$RUNS/kept/$m\""); done
+fi
 for s in $SEEDS; do final+=("\"$RUNS/stage$LAST_STAGE-s$s\""); done
 final_members="[$(IFS=,; echo "${final[*]}")]"
 T() { "$PY" -m training.cli "$@" "${common[@]}"; }

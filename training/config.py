@@ -256,13 +256,16 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``."""
+    """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``;
+    ``max_members`` (0: no limit): at most this many members get a non-zero weight (each one adds
+    ``embed_dim`` dimensions to every stored vector)."""
 
     members: tuple[str, ...] = ()
     eval_set: str = "val"
     step: float = 0.1
     metric: str = "map@16"
     out: str = ""
+    max_members: int = 0
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ extends = "{RECIPE / 'common.toml'}"
 [model.audio_backbone]
 name = "aisfx"
 arch = "aisfx_cnn"
-config = {{pretrained = "{_shipped_aisfx_weights()}", time_pool = "max", classifiers = "logits", classifier_scale = 0.2}}
+config = {{pretrained = "{_shipped_aisfx_weights()}", time_pool = "max"}}
 trainable = false
 ship_weights = true
 
@@ -102,7 +102,7 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     proc = subprocess.run(["bash", str(REPO / "scripts" / "build_default_model.sh"), str(runs), str(dest)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for stage in ("stage1-s0", "stage1-s1", "teacher", "stage2-s0", "stage3-s1", "ensemble"):
+    for stage in ("stage1-s0", "stage1-s1", "teacher", "stage2-s0", "stage3-s1", "ensemble", "kept/m0", "kept/m1"):
         assert (runs / stage).is_dir(), stage
     b = load_bundle(dest)
     assert b.trained and b.sample_rate == 44100 and len(b.members) >= 1
