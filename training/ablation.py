@@ -23,7 +23,7 @@ import numpy as np
 
 from training.metrics import retrieval_metrics
 
-KEYS = ("map@16", "map@10", "R@1", "R@5", "R@10")
+KEYS = ("map@16", "map@10", "R@1", "R@5", "R@10", "miss@16")
 STAGES = (("stage1", "stage 1: contrastive"), ("stage2", "+ distillation + augmentation"),
           ("stage3", "+ cluster heads"))
 DATA = Path(__file__).resolve().parent / "data"
@@ -54,10 +54,12 @@ def chance_level_pool(queries: Path, draws: int = 50, seed: int = 0) -> dict[str
     relevant = list(rel.values())
     rng = np.random.default_rng(seed)
     runs = [retrieval_metrics(rng.random((len(relevant), len(clips))), relevant) for _ in range(draws)]
-    return {k: float(np.mean([m[k] for m in runs])) for k in (*KEYS, "miss@16")}
+    return {k: float(np.mean([m[k] for m in runs])) for k in KEYS}
 
 
-def _fmt(values: list[float]) -> str:
+def _fmt(values: list[float | None]) -> str:
+    if not values or any(v is None for v in values):
+        return "–"  # measured before the metric existed
     if len(values) == 1:
         return f"{100 * values[0]:.2f}"
     return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}"
@@ -72,12 +74,12 @@ def table(runs: Path, bundle: Path, eval_set: str = "test") -> str:
             continue
         metrics = [json.loads(p.read_text()) for p in found]
         lines.append(f"| {label} (single model) | {len(found)} seeds | "
-                     + " | ".join(_fmt([m[k] for m in metrics]) for k in KEYS) + " |")
+                     + " | ".join(_fmt([m.get(k) for m in metrics]) for k in KEYS) + " |")
     spec = json.loads((bundle / "bundle.json").read_text())
     ens = spec.get("training", {}).get("metrics", {}).get(eval_set)
     if ens:
         lines.append(f"| **ensemble, exported bundle, through the engine** | {len(spec['members'])} | "
-                     + " | ".join(_fmt([ens[k]]) for k in KEYS) + " |")
+                     + " | ".join(_fmt([ens.get(k)]) for k in KEYS) + " |")
     if eval_set == "blind":
         chance = chance_level_pool(DATA / "blind" / "queries.csv")
     else:
