@@ -68,9 +68,12 @@ def build_opaque_library(clips: Path, paths: list[str], out: Path, seed: int = 0
     mapping = {}
     for i, rel in enumerate(order, 1):
         src = clips / rel
+        dst = out / f"clip_{i:04d}.wav"
+        if dst.is_file():  # written by an earlier run (same seed, same order): keep it, no re-index
+            mapping[rel] = dst.resolve()
+            continue
         sr = probe(src).sample_rate
         audio = np.asarray(load_mono(src, sr), dtype=np.float32)
-        dst = out / f"clip_{i:04d}.wav"
         sf.write(dst, audio, sr, subtype="PCM_16")
         mapping[rel] = dst.resolve()
     return mapping

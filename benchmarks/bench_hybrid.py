@@ -1,109 +1,41 @@
-"""Keyword-only vs content-only vs hybrid search on real sounds (issue "Metadata, UCS and hybrid search").
+"""Content vs lexical vs semantic-name vs fused search on four libraries made from the same held-out clips.
 
-Builds two libraries from the TEST split of the Debian sound-effects corpus (never trained on):
-(a) *named*: each clip as a WAV named the way a professional library would name it — UCS
-    ``CatID_FXName_Creator_Source.wav`` when a CatID matches its original name, else the cleaned name —
-    with a ``bext`` description and an iXML ``USER`` block (category, library, keywords) written into it;
-(b) *opaque*: the same audio as ``sfx_00042.wav`` with no metadata.
-Names and metadata come from the clips' ORIGINAL file and folder names, never from our captions, so the
-keyword side gets what a real library would give it. Then it runs the hand-written test queries in the
-three modes and prints mAP@16 / mAP@10 / R@10 for each.
+The libraries (benchmarks/libraries.py) hold the TEST split of the Debian sound-effects corpus (never
+trained on, never used to fit the fusion): ``ucs`` (UCS names + bext/iXML), ``plain`` (original package
+folders and file names), ``half`` (every other file renamed ``clip_NNNN.wav``) and ``opaque`` (all renamed).
+Names come from the clips' ORIGINAL file and folder names, never from our captions. For each library it
+runs the hand-written test queries and prints mAP@16, R@10 and the share of queries with nothing relevant
+in the top 16 for each ranking, and the p50/p95 latency of a warm fused query.
 
-    python -m benchmarks.bench_hybrid --corpus data/debian_sfx/corpus [--model NAME] [--limit N]
+    python -m benchmarks.bench_hybrid --corpus data/debian_sfx/corpus [--model NAME] [--limit N] [--split test]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import re
-import struct
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # for tests.metadata_fixtures when run as a script
-CAPTIONS = REPO / "training" / "data" / "debian_sfx_captions.csv"
-QUERIES = REPO / "training" / "data" / "debian_sfx_queries_test.csv"
+sys.path.insert(0, str(REPO))
+
+from benchmarks import libraries  # noqa: E402
+
+RANKINGS = ("content", "lexical", "names", "fused")
 
 
-def _words(text: str) -> list[str]:
-    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
-    return [w for w in re.split(r"[^A-Za-z]+", text) if len(w) > 1]
+def _names_only(s, query: str, k: int) -> list[str]:
+    """The semantic-name ranking alone: files by the cosine of the query with their own words."""
+    from benchmarks.fit_fusion import file_paths
+
+    _, nvec = s.lib.embed_query(query)
+    paths = file_paths(s.lib)
+    return [paths[fid] for fid, _ in s.lib.name_index.search(nvec, k) if fid in paths]
 
 
-def _catid_for(words: list[str]) -> str | None:
-    """The UCS CatID whose category/subcategory/synonyms share most words with a clip's name."""
-    from engine.ucs import ucs_table
-
-    wanted = {w.lower() for w in words}
-    best, best_n = None, 0
-    for cat_id, row in ucs_table().items():
-        vocab = {w.lower() for s in (row.category, row.subcategory, *row.synonyms) for w in _words(s)}
-        n = len(wanted & vocab)
-        if n > best_n:
-            best, best_n = cat_id, n
-    return best
-
-
-def build_libraries(corpus: Path, out: Path, limit: int | None) -> tuple[dict[str, Path], dict[str, Path]]:
-    import numpy as np
-    import soundfile as sf
-
-    from engine.audio import load_mono, probe
-    from tests import metadata_fixtures as mf  # the same bext/iXML writers the tests use
-
-    clips = sorted({r["path"] for r in csv.DictReader(CAPTIONS.open()) if r["split"] == "test"})[:limit]
-    named, opaque = {}, {}
-    for i, rel in enumerate(clips):
-        src = corpus / rel
-        if not src.exists():
-            continue
-        sr = probe(src).sample_rate
-        audio = load_mono(src, sr)
-        parts = Path(rel).parts
-        package, stem = parts[0], Path(rel).stem
-        fx = " ".join(w.capitalize() for w in _words(stem)) or f"Sound {i}"
-        folders = [
-            w
-            for p in parts[1:-1]
-            for w in _words(p)
-            if w.lower() not in {"usr", "share", "games", "sounds", "sound", "data"}
-        ]
-        cat_id = _catid_for(_words(stem) + folders)
-        name = f"{cat_id}_{fx}_DEB_{package}" if cat_id else fx
-        dst = out / "named" / package / f"{name}_{i:04d}.wav"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(dst, np.asarray(audio, np.float32), sr, subtype="PCM_16")
-        from engine.ucs import lookup
-
-        row = lookup(cat_id) if cat_id else None
-        user = {
-            "DESCRIPTION": f"{fx}, {' '.join(folders)}".strip(", "),
-            "LIBRARY": package,
-            "KEYWORDS": ", ".join(sorted({w.lower() for w in folders})),
-            "CATEGORY": row.category if row else "",
-            "SUBCATEGORY": row.subcategory if row else "",
-            "CATID": cat_id or "",
-        }
-        raw = (
-            dst.read_bytes()
-            + mf.chunk(b"bext", mf.bext_payload(user["DESCRIPTION"], package))
-            + mf.chunk(b"iXML", mf.ixml_document(user={k: v for k, v in user.items() if v}).encode())
-        )
-        dst.write_bytes(raw[:4] + struct.pack("<I", len(raw) - 8) + raw[8:])
-        named[rel] = dst
-        odst = out / "opaque" / f"sfx_{i:05d}.wav"
-        odst.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(odst, np.asarray(audio, np.float32), sr, subtype="PCM_16")
-        opaque[rel] = odst
-    return named, opaque
-
-
-def evaluate(libdir: Path, root: Path, mapping: dict[str, Path], model: str | None, modes: list[str]) -> dict:
+def evaluate(libdir: Path, root: Path, relevant: dict[str, set[str]], model: str | None) -> dict:
     import numpy as np
 
     from engine.indexer import Indexer
@@ -111,32 +43,37 @@ def evaluate(libdir: Path, root: Path, mapping: dict[str, Path], model: str | No
     from engine.search import Searcher
     from training.metrics import average_precision_at_k
 
-    relevant: dict[str, set[str]] = defaultdict(set)
-    for r in csv.DictReader(QUERIES.open()):
-        if r["path"] in mapping:
-            relevant[r["query"]].add(str(mapping[r["path"]].resolve()))
-    out = {}
+    out: dict = {}
     with Library(libdir, model) as lib:
         t0 = time.perf_counter()
         Indexer(lib).run([root])
-        index_s = time.perf_counter() - t0
+        out["_index_s"] = time.perf_counter() - t0
         s = Searcher(lib)
-        for mode in modes:
-            aps16, aps10, r10 = [], [], []
+        rank = {
+            "content": lambda q: [h.path for h in s.search(q, k=16, mode="content")],
+            "lexical": lambda q: [h.path for h in s.search(q, k=16, mode="keywords")],
+            "names": lambda q: _names_only(s, q, 16),
+            "fused": lambda q: [h.path for h in s.search(q, k=16, mode="both")],
+        }
+        for name in RANKINGS:
+            aps, r10, zero = [], [], []
             for q, rel in relevant.items():
-                hits = [h.path for h in s.search(q, k=16, mode=mode)]
+                hits = rank[name](q)
                 ranked = np.array([h in rel for h in hits] + [False] * (16 - len(hits)))
-                aps16.append(average_precision_at_k(ranked, len(rel), 16))
-                aps10.append(average_precision_at_k(ranked, len(rel), 10))
+                aps.append(average_precision_at_k(ranked, len(rel), 16))
                 r10.append(ranked[:10].sum() / len(rel))
-            out[mode] = {
-                "map@16": float(np.mean(aps16)),
-                "map@10": float(np.mean(aps10)),
-                "R@10": float(np.mean(r10)),
-                "queries": len(relevant),
-            }
+                zero.append(not ranked.any())
+            out[name] = (float(np.mean(aps)), float(np.mean(r10)), float(np.mean(zero)))
+        lat = []
+        lib._query_cache.clear()  # time the text encoding too: every query is new to the library
+        for q in relevant:
+            t0 = time.perf_counter()
+            s.search(q, k=16, mode="both")
+            lat.append(time.perf_counter() - t0)
+        lat = sorted(lat[1:])  # warm: the model is loaded by the rankings above
+        out["_p50_ms"] = 1000 * lat[len(lat) // 2]
+        out["_p95_ms"] = 1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))]
         out["_bundle"] = f"{lib.bundle.name} {lib.bundle.version}"
-        out["_index_s"] = index_s
     return out
 
 
@@ -144,28 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", type=Path, default=REPO / "data" / "debian_sfx" / "corpus")
     p.add_argument("--model", default=None)
-    p.add_argument("--limit", type=int, default=None, help="first N test clips only (quick runs)")
-    p.add_argument(
-        "--work", type=Path, default=None, help="where to build the libraries (default: a temp dir)"
-    )
+    p.add_argument("--split", default="test", choices=("test", "val"))
+    p.add_argument("--limit", type=int, default=None, help="first N clips only (quick runs)")
+    p.add_argument("--variants", default=",".join(libraries.VARIANTS))
+    p.add_argument("--work", type=Path, default=None, help="where to build the libraries (default: a temp dir)")
     args = p.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="earshot-hybrid-"))
-    named, opaque = build_libraries(args.corpus, work, args.limit)
-    modes = ["keywords", "content", "both"]
-    rows = []
-    for label, mapping in (("(a) named + metadata", named), ("(b) opaque names", opaque)):
-        root = work / ("named" if mapping is named else "opaque")
-        res = evaluate(work / f"lib-{root.name}", root, mapping, args.model, modes)
-        for mode in modes:
-            m = res[mode]
-            rows.append((label, mode, m["map@16"], m["map@10"], m["R@10"], m["queries"]))
-        bundle = res["_bundle"]
-    print(
-        f"bundle: {bundle}; {len(named)} test clips; chance mAP@16 ≈ {1 / max(1, len(named)):.4f} per relevant"
-    )
-    print(f"{'library':<22} {'mode':<9} {'mAP@16':>7} {'mAP@10':>7} {'R@10':>6} {'queries':>7}")
-    for label, mode, m16, m10, r10, nq in rows:
-        print(f"{label:<22} {mode:<9} {m16:7.3f} {m10:7.3f} {r10:6.3f} {nq:7d}")
+    variants = tuple(args.variants.split(","))
+    maps = libraries.build(args.corpus, work, libraries.clips_of(args.split, args.limit), variants)
+    results = {}
+    for variant in variants:
+        relevant = libraries.relevant_sets(args.split, maps[variant])
+        results[variant] = evaluate(work / f"lib-{variant}", work / variant, relevant, args.model)
+    any_res = next(iter(results.values()))
+    print(f"bundle: {any_res['_bundle']}; {len(maps[variants[0]])} {args.split} clips, "
+          f"{len(relevant)} queries; cells: mAP@16 / R@10 / share of queries with nothing relevant in the top 16")
+    print(f"{'library':<8} " + " ".join(f"{r:>20}" for r in RANKINGS) + f" {'p50 ms':>7} {'p95 ms':>7}")
+    for variant, res in results.items():
+        cells = " ".join(f"{res[r][0]:6.3f} {res[r][1]:5.3f} {100 * res[r][2]:4.0f}%  " for r in RANKINGS)
+        print(f"{variant:<8} {cells} {res['_p50_ms']:7.1f} {res['_p95_ms']:7.1f}")
     return 0
 
 

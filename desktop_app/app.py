@@ -19,12 +19,13 @@ from PySide6.QtWidgets import QFileDialog
 from desktop_app.categories import CategoryController
 from desktop_app.clips import Clip
 from desktop_app.details import hit_details
-from desktop_app.formatting import fmt_clock, fmt_duration, fmt_status
+from desktop_app.formatting import FAILED_LINK, fmt_clock, fmt_duration, fmt_status
 from desktop_app.history import History, Query
 from desktop_app.player import Player
 from desktop_app.preview import PreviewController
 from desktop_app.qt_compat import install_none_refcount_guard
 from desktop_app.results_model import ResultsModel, file_mime
+from desktop_app.results_presenter import ResultsPresenter
 from desktop_app.reveal import launch_reveal, open_folder
 from desktop_app.search_controller import DEBOUNCE_MS, SearchController
 from desktop_app.session import SearchResult, Session
@@ -33,7 +34,7 @@ from desktop_app.tasks import SyncPool, TaskRunner
 from desktop_app.views.library_dialog import LibraryDialog
 from desktop_app.views.main_window import MainWindow
 from desktop_app.views.settings_dialog import SettingsDialog
-from desktop_app.writer import LibraryWriter
+from desktop_app.writer import LibraryWriter, ask_about_unavailable_roots
 from engine.search import Hit
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class EarshotApp(QObject):
         player: Player | None = None,
         debounce_ms: int = DEBOUNCE_MS,
         reveal=launch_reveal,
+        open_folder=open_folder,
     ) -> None:
         super().__init__()
         self.none_guard = install_none_refcount_guard(self)
@@ -66,6 +68,7 @@ class EarshotApp(QObject):
         self.settings = store.load()
         self.overrides = overrides or Overrides()
         self.reveal_file = reveal
+        self.open_folder = open_folder
         self.runner = TaskRunner(pool, max_threads=4, parent=self)
         self.writer_runner = TaskRunner(writer_pool, max_threads=1, parent=self)
         self.writer = LibraryWriter(self.writer_runner, self)
@@ -76,6 +79,7 @@ class EarshotApp(QObject):
         )
         self.model = ResultsModel(self)
         self.window = MainWindow(self.model)
+        self.presenter = ResultsPresenter(self.window, self.model, self.search, self)
         self.categories = CategoryController(self.runner, self.window, self)
         self.library_dialog: LibraryDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -111,6 +115,7 @@ class EarshotApp(QObject):
         self.store.save(self.settings)
         self.store.set_history(self.search.history.entries)
         self.store.set_state("header", w.results.horizontalHeader().saveState())
+        self.store.set_column_widths(w.results.user_widths())
         self.store.set_state("geometry", w.saveGeometry())
         self.store.set_state("splitter", w.splitter.saveState())
         self.store.set_state("side_splitter", w.side_splitter.saveState())
@@ -129,6 +134,8 @@ class EarshotApp(QObject):
             state = self.store.state(key)
             if state is not None:
                 restore(state)
+        w.results.user_sized.clear()  # a restored layout is not a choice; the widths saved as one are
+        w.results.set_user_widths(self.store.column_widths())
         h = self.search.history
         w.search_bar.set_history_enabled(h.can_back, h.can_forward)
         w.search_bar.set_mode(self.settings.search_mode)
@@ -150,11 +157,17 @@ class EarshotApp(QObject):
         w.indexing.cancel.connect(self.writer.cancel)
         self.writer.busy_changed.connect(self._writer_busy)
         self.writer.progress.connect(w.indexing.show_progress)
+        self.writer.roots_unavailable.connect(
+            lambda roots: ask_about_unavailable_roots(self.window, self.writer, roots)
+        )
         se.opened.connect(self._opened)
         se.open_failed.connect(
             lambda msg: w.notice.show_notice(f"Cannot open the library: {msg}", "Settings…")
         )
         w.notice.action.connect(self.show_settings)
+        w.failed_notice.action.connect(self.show_library)
+        w.status_label.linkActivated.connect(lambda link: self.show_library() if link == FAILED_LINK else None)
+        self.writer.finished.connect(self._write_finished)
         se.status_changed.connect(self._status_changed)
         se.message.connect(w.show_message)
         se.models_listed.connect(self._models_listed)
@@ -169,12 +182,17 @@ class EarshotApp(QObject):
         w.act_focus_search.triggered.connect(lambda: (bar.edit.setFocus(), bar.edit.selectAll()))
         s.query_shown.connect(lambda q: bar.show_query(q.label, similar=q.kind == "similar"))
         s.history_changed.connect(bar.set_history_enabled)
-        s.results.connect(self._show_results)
+        s.results.connect(self.presenter.show)
+        self.presenter.shown.connect(self._results_shown)
         s.failed.connect(self._search_failed)
-        s.searching.connect(lambda busy: bar.set_busy("searching…" if busy else ""))
+        s.searching.connect(self._searching)
         w.filters.changed.connect(s.set_filters)
         bar.mode_changed.connect(self._mode_changed)
         w.act_details.toggled.connect(self._details_toggled)
+        w.act_zoom_in.triggered.connect(lambda: w.waveform.zoom_by(1))
+        w.act_zoom_out.triggered.connect(lambda: w.waveform.zoom_by(-1))
+        w.act_zoom_fit.triggered.connect(w.waveform.zoom_fit)
+        res.zoom.connect(w.waveform.zoom_by)
 
         res.current_hit_changed.connect(self._current_hit)
         res.toggle_play.connect(self.toggle_play)
@@ -193,6 +211,7 @@ class EarshotApp(QObject):
         p.audio_status.connect(self._audio_status)
         w.audio_notice.action.connect(self.show_settings)
         p.clip_ready.connect(self._clip_ready)
+        p.channels_ready.connect(w.waveform.set_channel_peaks)
         p.position_changed.connect(self._position)
         p.playing_changed.connect(w.transport.set_playing)
         p.loop_changed.connect(self._loop_changed)
@@ -224,6 +243,9 @@ class EarshotApp(QObject):
 
     def _opened(self, status: dict) -> None:
         self.window.notice.hide()
+        if self.search.current is None or self.search.current.kind == "browse":
+            self.search.browse()  # the empty search box lists the library
+        self.categories.load_counts(self.session.lib)
         self.window.show_empty_state(not status.get("roots") and not self.writer.busy)
         if not status["bundle"].get("trained", True) and not self._warned_untrained:
             self._warned_untrained = True
@@ -238,10 +260,21 @@ class EarshotApp(QObject):
         roots = [r["path"] for r in status.get("roots", [])]
         self.window.filters.set_folders(roots)
         self.model.set_roots(roots)
+        self.presenter.library_changed(status)
         if roots:
             self.window.show_empty_state(False)
         if self.library_dialog is not None:
             self.library_dialog.set_status(status)
+
+    def _write_finished(self, kind: str, summary) -> None:
+        self.categories.load_counts(self.session.lib)
+        failed = getattr(summary, "failed", 0) if kind == "index" else 0
+        if failed:
+            self.window.failed_notice.show_notice(
+                f"{failed:,} file{'s' if failed != 1 else ''} could not be indexed (damaged, empty or not "
+                "audio). The library view lists each with the reason.",
+                "Show failed files…",
+            )
 
     def show_library(self) -> None:
         if self.library_dialog is None:
@@ -261,7 +294,15 @@ class EarshotApp(QObject):
     def show_settings(self) -> None:
         from engine.library import default_library_dir
 
-        d = self.settings_dialog = SettingsDialog(self.settings, str(default_library_dir()), self.window)
+        lib = self.session.lib
+        note = "--library" if self.overrides.library else ("" if self.settings.library_dir else "the default")
+        d = self.settings_dialog = SettingsDialog(
+            self.settings,
+            str(default_library_dir()),
+            self.window,
+            open_library=str(lib.path) if lib is not None else "",
+            open_note=note,
+        )
         d.set_audio_devices(self.preview.player.output_devices())
         d.rescan_audio.connect(self._rescan_audio)
         d.accepted.connect(lambda: self.apply_settings(d.values()))
@@ -271,7 +312,12 @@ class EarshotApp(QObject):
     def _models_listed(self, models) -> None:
         if self.settings_dialog is not None:
             lib = self.session.lib
-            self.settings_dialog.set_models(models, lib.bundle.model_card if lib is not None else "")
+            self.settings_dialog.set_models(
+                models,
+                lib.bundle.model_card if lib is not None else "",
+                lib.bundle.name if lib is not None else "",
+                bool(lib.bundle.trained) if lib is not None else True,
+            )
 
     def _rescan_audio(self) -> None:
         self.preview.player.rescan()
@@ -299,12 +345,12 @@ class EarshotApp(QObject):
 
     # -- results --------------------------------------------------------------------------------
 
-    def _show_results(self, result: SearchResult) -> None:
-        w = self.window
-        self.model.set_hits(result.hits)
-        w.results.set_optional_columns(self.model.filled_columns)
-        w.details.show_details(hit_details(w.results.current_hit()))
-        w.set_results_label(result.summary())
+    def _results_shown(self, result: SearchResult) -> None:
+        self.window.details.show_details(hit_details(self.window.results.current_hit()))
+
+    def _searching(self, busy: bool) -> None:
+        ready = self.session.model_ready or (self.search.current is not None and self.search.current.kind != "text")
+        self.window.search_bar.set_busy(("searching…" if ready else "loading the model…") if busy else "")
 
     def _mode_changed(self, mode: str) -> None:
         self.settings.search_mode = mode
@@ -312,7 +358,7 @@ class EarshotApp(QObject):
 
     def _details_toggled(self, on: bool) -> None:
         self.settings.show_details = on
-        self.window.details.setVisible(on)
+        self.window.show_details_panel(on)
 
     def _search_failed(self, message: str) -> None:
         self.window.set_results_label(message)
@@ -328,16 +374,18 @@ class EarshotApp(QObject):
         self.window.details.show_details(hit_details(hit))
         if hit is None or not self.settings.auto_preview:
             return
+        if self.presenter.restoring and hit.path == self.preview.path:
+            return  # the same file, selected again after a refresh: keep playing
         self._preview_hit(hit)
 
     def _preview_hit(self, hit: Hit) -> None:
         w = self.window
         w.waveform.set_match((hit.start_s, hit.end_s))
         w.waveform.set_region(None)
-        w.transport.set_name(
-            f"{Path(hit.path).name} · best match {fmt_clock(hit.start_s)} · {fmt_duration(hit.duration_s)}"
-        )
-        self.preview.preview(hit.path, hit.start_s, hit.end_s, hit.duration_s)
+        listed = self.presenter.result is not None and self.presenter.result.query.kind == "browse"
+        match = "" if listed else f" · best match {fmt_clock(hit.start_s)}"
+        w.transport.set_name(f"{Path(hit.path).name}{match} · {fmt_duration(hit.duration_s)}")
+        self.preview.preview(hit.path, hit.start_s, hit.end_s, hit.duration_s, hit.channels)
 
     def toggle_play(self) -> None:
         hit = self.window.results.current_hit()
@@ -376,8 +424,15 @@ class EarshotApp(QObject):
 
     def reveal(self, hit: Hit) -> None:
         path = hit.path
-        self.runner.submit(
-            lambda: self.reveal_file(path), lambda ok: None if ok else open_folder(path), group=None
+        self.runner.submit(lambda: self.reveal_file(path), lambda ok: self._revealed(path, ok), group=None)
+
+    def _revealed(self, path: str, ok: bool) -> None:
+        if ok or self.open_folder(path):
+            return
+        self.window.show_message(
+            f"No file manager could show {Path(path).name}: it is in {Path(path).parent} "
+            "(Ctrl+Shift+C copies its path)",
+            12000,
         )
 
     def copy_paths(self) -> None:

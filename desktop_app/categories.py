@@ -7,6 +7,10 @@ category sets the filters panel's category, which re-runs the search through ``F
 
 A category row filters by the category name (``DOORS``: every door subcategory), a subcategory row by its
 CatID (``DOORWood``), matching :attr:`engine.search.Filters.category`.
+
+Once the library's category counts are known (:func:`engine.browse.category_counts`, read in the
+background after opening and after indexing), the tree shows how many files each category holds and
+leaves out the categories the library lacks (a check box in the browser shows them all).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 from desktop_app.tasks import TaskRunner
 from desktop_app.views.category_browser import CategoryBrowser
 from desktop_app.views.main_window import MainWindow
+from engine.browse import CategoryCounts
 
 log = logging.getLogger(__name__)
 
 VALUE_ROLE = Qt.ItemDataRole.UserRole  # what the category filter gets: a CatID or a category name
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1  # lower-case text the browser's search box matches
 INFO_ROLE = Qt.ItemDataRole.UserRole + 2  # the explanation and synonyms shown under the tree
+COUNT_ROLE = Qt.ItemDataRole.UserRole + 3  # files of the library in this category
 _FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _SEP = " › "
 
@@ -80,27 +86,54 @@ def _item(text: str, value: str, search: str, info: str) -> QStandardItem:
     return item
 
 
-def build_tree_model(rows: list[CategoryRow], parent: QObject | None = None) -> QStandardItemModel:
-    """Two columns (name, CatID); categories at the top level with their subcategories as children.
-    Every item carries :data:`VALUE_ROLE`, :data:`SEARCH_ROLE` and :data:`INFO_ROLE`."""
-    model = QStandardItemModel(0, 2, parent)
-    model.setHorizontalHeaderLabels(["Category", "CatID"])
+def _files(n: int) -> str:
+    return f"{n:,} file{'s' if n != 1 else ''}"
+
+
+def build_tree_model(
+    rows: list[CategoryRow],
+    parent: QObject | None = None,
+    counts: CategoryCounts | None = None,
+    *,
+    show_empty: bool = False,
+) -> QStandardItemModel:
+    """Three columns (name, files, CatID); categories at the top level with their subcategories as
+    children. Every item carries :data:`VALUE_ROLE`, :data:`SEARCH_ROLE` and :data:`INFO_ROLE`.
+
+    ``counts`` (:func:`engine.browse.category_counts`): shown beside each row, and rows without files
+    are left out unless ``show_empty``. ``None``: every category, no counts."""
+    model = QStandardItemModel(0, 3, parent)
+    model.setHorizontalHeaderLabels(["Category", "Files", "CatID"])
     groups: dict[str, list[CategoryRow]] = {}
     for r in rows:
         groups.setdefault(r.category, []).append(r)
+    by_id = {k.lower(): v for k, v in (counts.by_cat_id if counts else {}).items()}
+    by_cat = {k.lower(): v for k, v in (counts.by_category if counts else {}).items()}
     root = model.invisibleRootItem()
     for category, subs in groups.items():
+        n_cat = by_cat.get(category.lower(), 0)
+        if counts is not None and not show_empty and n_cat == 0:
+            continue
         names = ", ".join(r.subcategory for r in subs)
         info = f"{category}: {len(subs)} subcategor{'y' if len(subs) == 1 else 'ies'}\n{names}"
+        if counts is not None:
+            info = f"{category}: {_files(n_cat)} in this library\n{names}"
         top = _item(category, category, category.lower(), info)
+        top_n = _item(f"{n_cat:,}" if counts is not None else "", category, category.lower(), info)
+        top_n.setData(n_cat, COUNT_ROLE)
         top_id = _item("", category, category.lower(), info)
         for r in subs:
+            n = by_id.get(r.cat_id.lower(), 0)
+            if counts is not None and not show_empty and n == 0:
+                continue
             search = " ".join((r.cat_id, r.category, r.subcategory, r.explanation, *r.synonyms)).lower()
-            info = row_info(r)
+            info = row_info(r) + (f"\n{_files(n)} in this library" if counts is not None else "")
+            n_item = _item(f"{n:,}" if counts is not None else "", r.cat_id, search, info)
+            n_item.setData(n, COUNT_ROLE)
             top.appendRow(
-                [_item(r.subcategory, r.cat_id, search, info), _item(r.cat_id, r.cat_id, search, info)]
+                [_item(r.subcategory, r.cat_id, search, info), n_item, _item(r.cat_id, r.cat_id, search, info)]
             )
-        root.appendRow([top, top_id])
+        root.appendRow([top, top_n, top_id])
     return model
 
 
@@ -130,6 +163,7 @@ class CategoryController(QObject):
         self.window = window
         self.filters = window.filters
         self.rows: list[CategoryRow] | None = None
+        self.counts: CategoryCounts | None = None
         self.tree: QStandardItemModel | None = None
         self.browser: CategoryBrowser | None = None
         self.filters.browse_categories.connect(self.show_browser)
@@ -149,13 +183,43 @@ class CategoryController(QObject):
         self.rows = rows
         self.filters.set_category_completions(build_completion_model(rows, self), VALUE_ROLE)
 
+    def load_counts(self, lib) -> None:
+        """Count the library's files per category in the background (after opening, after indexing)."""
+        if lib is None:
+            return
+        from engine.browse import category_counts
+
+        self.runner.submit(
+            lambda: category_counts(lib),
+            self.set_counts,
+            lambda exc: log.warning("category counts: %s", exc),
+            group="ucs-counts",
+        )
+
+    def set_counts(self, counts: CategoryCounts | None) -> None:
+        self.counts = counts
+        if self.browser is not None:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        show_all = self.browser.show_all.isChecked() if self.browser is not None else False
+        old = self.tree
+        self.tree = build_tree_model(self.rows or [], self, self.counts, show_empty=show_all)
+        if self.browser is not None:
+            self.browser.set_source(self.tree)
+            self.browser.set_counted(self.counts is not None)
+        if old is not None:
+            old.deleteLater()
+
     def show_browser(self) -> None:
         if self.rows is None:
             self._loaded(load_rows())  # asked before the background read finished: a ~0.1 s wait
         if self.browser is None:
-            self.tree = build_tree_model(self.rows, self)
+            self.tree = build_tree_model(self.rows, self, self.counts)
             self.browser = CategoryBrowser(self.tree, VALUE_ROLE, SEARCH_ROLE, INFO_ROLE, self.window)
+            self.browser.set_counted(self.counts is not None)
             self.browser.chosen.connect(self.choose)
+            self.browser.show_all.toggled.connect(lambda _on: self._rebuild())
         self.browser.show_value(self.filters.category_value())
         self.browser.show()
         self.browser.raise_()

@@ -1,11 +1,15 @@
-"""Decoded preview audio: waveform peaks, a small cache, and exporting a region to a WAV (no Qt)."""
+"""Decoded preview audio: waveform peaks (mono and per channel), a small cache, and exporting a region to
+a WAV in a folder of this session's exports that is cleaned up (no Qt)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,10 @@ from engine.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-PEAK_BINS = 2000
+PEAK_BINS = 8192  # enough for 16x zoom on a wide waveform
+MAX_CHANNEL_LANES = 8
+EXPORT_PREFIX = "earshot-exports-"
+STALE_EXPORTS_S = 24 * 3600
 
 
 @dataclass
@@ -85,7 +92,95 @@ class ClipCache:
             self._items.clear()
 
 
+def channel_peaks(
+    path: str | Path, start_s: float = 0.0, span_s: float | None = None, bins: int = PEAK_BINS
+) -> np.ndarray:
+    """Min/max of each channel of ``path`` over ``[start_s, start_s + span_s)`` at the file's own rate, in
+    ``bins`` equal slices → float32 ``(channels, bins, 2)`` (at most :data:`MAX_CHANNEL_LANES` channels).
+    Reads in blocks (bounded memory). Raises :class:`AudioError` when soundfile cannot read the file."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr, ch = f.samplerate, min(f.channels, MAX_CHANNEL_LANES)
+            a = max(0, int(round(start_s * sr)))
+            total = f.frames if f.frames > 0 else None
+            b = total if span_s is None else int(round((start_s + span_s) * sr))
+            if total is not None and b is not None:
+                b = min(b, total)
+            if a and f.seekable():
+                f.seek(a)
+            elif a:
+                f.read(a, dtype="float32")
+            n = (b - a) if b is not None else None
+            if n is not None and n <= 0:
+                return np.zeros((ch, 0, 2), np.float32)
+            parts = []
+            left = n
+            while left is None or left > 0:
+                block = f.read(min(1 << 16, left) if left is not None else 1 << 16, dtype="float32",
+                               always_2d=True)
+                if len(block) == 0:
+                    break
+                parts.append(block[:, :ch])
+                if left is not None:
+                    left -= len(block)
+    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioError(f"cannot read the channels of {Path(path).name}: {exc}", "unreadable") from exc
+    data = np.concatenate(parts) if parts else np.zeros((0, ch), np.float32)
+    return np.stack([compute_peaks(data[:, c], bins) for c in range(ch)]) if len(data) else np.zeros(
+        (ch, 0, 2), np.float32
+    )
+
+
+class ExportFolder:
+    """This session's exported selections, in their own temporary folder. A new selection replaces the
+    previous file unless that one was dragged out (a DAW may still read it); :meth:`cleanup` (at exit)
+    removes the folder, and :func:`remove_stale_exports` folders a crashed session left behind."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        self.base = Path(base or tempfile.gettempdir())
+        self._dir: Path | None = None
+        self._kept: set[Path] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        with self._lock:
+            if self._dir is None or not self._dir.is_dir():
+                self._dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=self.base))
+            return self._dir
+
+    def keep(self, path: Path) -> None:
+        """``path`` was dragged out: keep it until the session ends."""
+        self._kept.add(Path(path))
+
+    def replace(self, old: Path | None, new: Path) -> None:
+        """``new`` supersedes ``old``: delete ``old`` unless it was dragged out (or is ``new``)."""
+        if old is not None and Path(old) != Path(new) and Path(old) not in self._kept:
+            Path(old).unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        with self._lock:
+            d, self._dir = self._dir, None
+        if d is not None:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def remove_stale_exports(base: Path | None = None, older_than_s: float = STALE_EXPORTS_S) -> int:
+    """Delete export folders of earlier sessions older than ``older_than_s``; returns how many."""
+    base = Path(base or tempfile.gettempdir())
+    now, n = time.time(), 0
+    for d in base.glob(EXPORT_PREFIX + "*"):
+        try:
+            if d.is_dir() and now - os.stat(d).st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
 def export_dir() -> Path:
+    """A fallback folder for :func:`export_region` callers without an :class:`ExportFolder`."""
     d = Path(tempfile.gettempdir()) / "earshot-exports"
     d.mkdir(parents=True, exist_ok=True)
     return d

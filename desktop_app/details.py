@@ -27,6 +27,31 @@ def _text(meta: Mapping[str, Any], key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+_ZWSP = "\u200b"
+_BREAK_AFTER = "/_-.,;"
+LONG_RUN = 24
+
+
+def breakable(text: str) -> str:
+    """``text`` with zero-width spaces where a wrapped label may break it: after ``/ _ - . , ;`` and
+    inside any run of more than :data:`LONG_RUN` characters without a break (a 200-character file name
+    must not widen the panel)."""
+    out, run = [], 0
+    for ch in text:
+        out.append(ch)
+        if ch.isspace():
+            run = 0
+        elif ch in _BREAK_AFTER:
+            out.append(_ZWSP)
+            run = 0
+        else:
+            run += 1
+            if run >= LONG_RUN:
+                out.append(_ZWSP)
+                run = 0
+    return "".join(out)
+
+
 def description_text(meta: Mapping[str, Any]) -> str:
     """The Description column: the file's description, else its title, else its UCS FXName; ``''`` when
     the file says nothing about itself."""

@@ -53,6 +53,17 @@ def fmt_eta(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
 
 
+def progress_text(done: int, total: int, eta_s: float | None, elapsed_s: float = 0.0) -> str:
+    """The indexing label: ``'Indexing 3 / 17 files · 12 s left'``; before the first file is done it
+    says it is starting (the model loads, the first batch decodes) instead of "estimating…"."""
+    head = f"Indexing {done:,} / {total:,} files"
+    if total <= 0:
+        return head
+    if done <= 0:
+        return f"{head} · starting…"
+    return f"{head} · {fmt_eta(eta_s)}"
+
+
 def eta_seconds(done: float, total: float, elapsed_s: float) -> float | None:
     """Remaining seconds at the average rate so far, or ``None`` while there is too little to go on."""
     if total <= 0 or done <= 0 or elapsed_s < 0.5:
@@ -75,11 +86,19 @@ def fmt_when(timestamp: float | None, now: float | None = None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
+FAILED_LINK = "library:failed"
+
+
 def fmt_status(status: dict) -> str:
-    """The status bar's library line from ``engine.status.library_status``:
-    ``'1,234 sounds · 3.5 h · 2 failed · model earshot-sfx-small 1.0.0'``."""
+    """The status bar's library line from ``engine.status.library_status``, as rich text:
+    ``'1,234 sounds · 3.5 h · 2 failed · model earshot-sfx-small 1.0.0'``, where "2 failed" links to
+    :data:`FAILED_LINK` (the library view)."""
+    from html import escape
+
     b = status["bundle"]
+    errors = int(status.get("errors", 0) or 0)
+    failed = f"<a href='{FAILED_LINK}'>{errors:,} failed</a>" if errors else "0 failed"
     return (
-        f"{status['files']:,} sounds · {status['audio_hours']:.1f} h · {status['errors']:,} failed · "
-        f"model {b['name']} {b['version']}"
+        f"{status['files']:,} sounds · {status['audio_hours']:.1f} h · {failed} · "
+        f"model {escape(str(b['name']))} {escape(str(b['version']))}"
     )

@@ -8,13 +8,16 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Query:
-    """What the results list shows: a text query, or "similar to" a file (or a region of it, seconds)."""
+    """What the results list shows: a text query, "similar to" a file (or a region of it, seconds), or
+    the whole library ("browse", sorted by ``sort``: a key of :data:`engine.browse.SORT_KEYS`)."""
 
-    kind: str  # "text" | "similar"
+    kind: str  # "text" | "similar" | "browse"
     text: str = ""
     path: str = ""
     start_s: float | None = None
     end_s: float | None = None
+    sort: str = ""
+    descending: bool = False
 
     @classmethod
     def of_text(cls, text: str) -> Query:
@@ -24,11 +27,17 @@ class Query:
     def similar_to(cls, path: str, start_s: float | None = None, end_s: float | None = None) -> Query:
         return cls("similar", path=str(path), start_s=start_s, end_s=end_s)
 
+    @classmethod
+    def browse(cls, sort: str = "name", descending: bool = False) -> Query:
+        return cls("browse", sort=sort, descending=descending)
+
     @property
     def label(self) -> str:
         """How the search box shows it: the text, or ``similar to door.wav [0:01.0–0:02.5]``."""
         if self.kind == "text":
             return self.text
+        if self.kind == "browse":
+            return ""
         label = f"similar to {Path(self.path).name}"
         if self.start_s is not None and self.end_s is not None:
             from desktop_app.formatting import fmt_clock

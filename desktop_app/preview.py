@@ -14,7 +14,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop_app.clips import Clip, ClipCache, compute_peaks, export_region
+from desktop_app.clips import (
+    Clip,
+    ClipCache,
+    ExportFolder,
+    channel_peaks,
+    compute_peaks,
+    export_region,
+    remove_stale_exports,
+)
 from desktop_app.player import Player
 from desktop_app.tasks import TaskRunner
 from engine.audio import load_mono
@@ -50,6 +58,7 @@ class PreviewController(QObject):
 
     audio_status = Signal(bool, str)  # available, message ("" when fine)
     clip_ready = Signal(object)  # Clip with peaks (the waveform of the current file)
+    channels_ready = Signal(object, float, float)  # (channels, bins, 2) peaks, offset_s, span_s
     position_changed = Signal(float)  # seconds
     playing_changed = Signal(bool)
     loop_changed = Signal(bool)
@@ -61,6 +70,7 @@ class PreviewController(QObject):
         player: Player | None = None,
         cache: ClipCache | None = None,
         parent: QObject | None = None,
+        exports: ExportFolder | None = None,
     ) -> None:
         super().__init__(parent)
         self.runner = runner
@@ -71,6 +81,10 @@ class PreviewController(QObject):
         self.region: tuple[float, float] | None = None
         self.duration_s = 0.0
         self._export: tuple[tuple[str, float, float], Path] | None = None
+        self.exports = exports or ExportFolder()
+        self._lanes: dict[tuple[str, float, float], object] = {}  # per-channel peaks, recent files
+        self._channels = 1
+        runner.submit(remove_stale_exports, None, lambda exc: log.info("stale exports: %s", exc), group="tidy")
         self._was_playing = False
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -97,10 +111,17 @@ class PreviewController(QObject):
     # -- previews -------------------------------------------------------------------------------
 
     def preview(
-        self, path: str, start_s: float = 0.0, end_s: float | None = None, duration_s: float | None = None
+        self,
+        path: str,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        duration_s: float | None = None,
+        channels: int | None = None,
     ) -> None:
-        """Play ``path`` from ``start_s`` (its best match ``[start_s, end_s)``, highlighted)."""
+        """Play ``path`` from ``start_s`` (its best match ``[start_s, end_s)``, highlighted); a file of
+        several ``channels`` also gets per-channel waveform lanes (read after it plays)."""
         self.path = str(path)
+        self._channels = channels or 1
         self.match = (start_s, end_s) if end_s is not None else None
         self.region = None
         self.player.set_region(None, None)
@@ -159,6 +180,27 @@ class PreviewController(QObject):
     def _show(self, clip: Clip) -> None:
         self.duration_s = clip.duration_s
         self.clip_ready.emit(clip)
+        if self._channels < 2:
+            return  # mono: the clip's own peaks are the one lane
+        span = len(clip.samples) / clip.sample_rate
+        key = (clip.path, clip.offset_s, span)
+        if key in self._lanes:
+            self.channels_ready.emit(self._lanes[key], clip.offset_s, span)
+            return
+        self.runner.submit(
+            lambda: channel_peaks(clip.path, clip.offset_s, span),
+            lambda peaks: self._lanes_ready(key, peaks),
+            lambda exc: log.info("no channel lanes: %s", exc),
+            group="lanes",
+            priority=-1,  # after any decode a preview waits for
+        )
+
+    def _lanes_ready(self, key: tuple[str, float, float], peaks) -> None:
+        self._lanes[key] = peaks
+        while len(self._lanes) > 32:
+            self._lanes.pop(next(iter(self._lanes)))
+        if key[0] == self.path:
+            self.channels_ready.emit(peaks, key[1], key[2])
 
     def _play(self, clip: Clip, start_s: float) -> None:
         start = min(max(start_s, clip.offset_s), clip.duration_s)
@@ -215,8 +257,9 @@ class PreviewController(QObject):
         self.player.set_region(*(region or (None, None)))
         if region is not None and self.path is not None:
             key = (self.path, region[0], region[1])
+            dest = self.exports.path
             self.runner.submit(
-                lambda: (key, export_region(key[0], key[1], key[2])),
+                lambda: (key, export_region(key[0], key[1], key[2], dest)),
                 self._exported,
                 lambda exc: log.info("pre-export failed: %s", exc),
                 group="export",
@@ -226,6 +269,7 @@ class PreviewController(QObject):
             self._sync_state()
 
     def _exported(self, result: tuple[tuple[str, float, float], Path]) -> None:
+        self.exports.replace(self._export[1] if self._export else None, result[1])
         self._export = result
 
     def export_selection(self) -> Path | None:
@@ -234,9 +278,12 @@ class PreviewController(QObject):
             return None
         key = (self.path, self.region[0], self.region[1])
         if self._export is not None and self._export[0] == key and self._export[1].exists():
+            self.exports.keep(self._export[1])
             return self._export[1]
-        path = export_region(*key)
+        path = export_region(*key, self.exports.path)
+        self.exports.replace(self._export[1] if self._export else None, path)
         self._export = (key, path)
+        self.exports.keep(path)
         return path
 
     # -- playhead -------------------------------------------------------------------------------
@@ -254,5 +301,7 @@ class PreviewController(QObject):
             self.playing_changed.emit(playing)
 
     def close(self) -> None:
+        """Stop playing, close the stream, delete this session's exported selections."""
         self._timer.stop()
         self.player.close()
+        self.exports.cleanup()

@@ -1,4 +1,5 @@
-"""Search as you type (debounced), "find similar", filters, the search mode and the back/forward history."""
+"""Search as you type (debounced), "find similar", filters, the search mode and the back/forward history.
+An empty search box lists the whole library (browse), sorted by a column the user picks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app.history import History, Query
 from desktop_app.session import SearchResult, Session
-from engine.search import Filters
+from desktop_app.view_filters import ViewFilters
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class SearchController(QObject):
         super().__init__(parent)
         self.session = session
         self.history = history or History()
-        self.filters = Filters()
+        self.filters = ViewFilters()
+        self.browse_sort: tuple[str, bool] = ("name", False)
         self.mode = "both"
         self.current: Query | None = None
         self._pending_text = ""
@@ -54,10 +56,7 @@ class SearchController(QObject):
         self._pending_text = text
         if not text.strip():
             self._debounce.stop()
-            self.current = None
-            self.session.cancel_search()
-            self.searching.emit(False)
-            self.results.emit(SearchResult(Query.of_text(""), self.filters, [], 0.0))
+            self.browse()
             return
         self._debounce.start()
 
@@ -80,7 +79,18 @@ class SearchController(QObject):
         self.query_shown.emit(q)
         self._run(q, record=True)
 
-    def set_filters(self, filters: Filters) -> None:
+    def browse(self) -> None:
+        """List the library (the empty search box), in the last sort order picked."""
+        self._run(Query.browse(*self.browse_sort), record=False)
+
+    def sort_browse(self, key: str, descending: bool) -> None:
+        """The user sorted the listed library by ``key``: list it again from the first file in that order
+        (only needed when the list holds part of the library; the view sorts what it has)."""
+        self.browse_sort = (key, descending)
+        if self.current is not None and self.current.kind == "browse":
+            self._run(Query.browse(key, descending), record=False)
+
+    def set_filters(self, filters: ViewFilters) -> None:
         if filters == self.filters:
             return
         self.filters = filters
@@ -96,8 +106,9 @@ class SearchController(QObject):
             self._run(self.current, record=False)
 
     def rerun(self) -> None:
+        """Run the current query again (the library changed): the view keeps the selected file."""
         if self.current is not None:
-            self._run(self.current, record=False)
+            self._run(self.current, record=False, quiet=True)
 
     # -- history --------------------------------------------------------------------------------
 
@@ -122,12 +133,13 @@ class SearchController(QObject):
 
     # -- running --------------------------------------------------------------------------------
 
-    def _run(self, q: Query, *, record: bool) -> None:
+    def _run(self, q: Query, *, record: bool, quiet: bool = False) -> None:
         self.current = q
         if record:
             self.history.push(q)
             self._emit_history()
-        self.searching.emit(True)
+        if not quiet:
+            self.searching.emit(True)
         self.session.search(q, self.filters, mode=self.mode)
 
     def _on_results(self, result: SearchResult) -> None:

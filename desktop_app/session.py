@@ -8,41 +8,104 @@ the GUI thread. Writes are handed to the :class:`~desktop_app.writer.LibraryWrit
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop_app import relevance as rel
 from desktop_app.history import Query
 from desktop_app.tasks import TaskRunner
+from desktop_app.view_filters import ViewFilters
 from desktop_app.writer import LibraryWriter
-from engine.search import Filters, Hit
+from engine.browse import FileFacts
+from engine.search import Hit
 
 log = logging.getLogger(__name__)
 
 RESULTS_K = 100
+BIT_FILTER_K = 400  # hits fetched when the bit-depth filter (applied here) may drop many
+BROWSE_LIMIT = 2000  # files listed at once with an empty search box (added to the view in chunks)
 STATUS_REFRESH_MS = 2000
 MODE_LABELS = {"both": "sound + keywords", "content": "sound", "keywords": "keywords"}
+SORT_LABELS = {"name": "name", "folder": "folder", "duration": "length", "rate": "rate", "added": "date added"}
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
 @dataclass
 class SearchResult:
     query: Query
-    filters: Filters
+    filters: ViewFilters
     hits: list[Hit]
     seconds: float
     mode: str = "both"  # how a text query was matched (engine.search.Searcher.search)
+    reference: Hit | None = None  # "find similar": the query's own file, pinned on top
+    facts: dict[int, FileFacts] = field(default_factory=dict)  # bit depth, fingerprint, date added
+    total: int | None = None  # browse: files that pass the filters (``hits`` may be the first of them)
+
+    @property
+    def counts(self) -> rel.Counts:
+        return rel.count(self.hits)
 
     def summary(self) -> str:
-        """The line above the results: ``'12 results for “door” · sound + keywords · 8 ms'``."""
+        """The line above the results: ``'12 good matches for “door” · 3 weaker · sound + keywords · 8 ms'``;
+        the count is the number of good matches."""
         q, n = self.query, len(self.hits)
+        if q.kind == "browse":
+            return self._browse_summary()
         if not q.text and q.kind == "text":
             return ""
         if n == 0:
             return f"No sounds match “{q.label}”" + ("" if self.filters.is_empty() else " with these filters")
+        c = self.counts
+        if not c.graded:
+            text = f"{_plural(n, 'result')} for “{q.label}”"
+        elif c.good == 0:
+            text = f"No good matches for “{q.label}” · {_plural(c.weak, 'weaker match', 'weaker matches')} below"
+        else:
+            text = f"{_plural(c.good, 'good match', 'good matches')} for “{q.label}”"
+            if c.weak:
+                text += f" · {c.weak:,} weaker"
+        if self.reference is not None:
+            dups = self.duplicates
+            if dups:
+                text += f" · {_plural(dups, 'duplicate')}"
         how = f" · {MODE_LABELS.get(self.mode, self.mode)}" if q.kind == "text" else ""
-        return f"{n} result{'s' if n != 1 else ''} for “{q.label}”{how} · {self.seconds * 1000:.0f} ms"
+        return f"{text}{how} · {self.seconds * 1000:.0f} ms"
+
+    @property
+    def duplicates(self) -> int:
+        if self.reference is None:
+            return 0
+        ref = self.facts.get(self.reference.file_id)
+        ref_hash = ref.content_hash if ref else None
+        return sum(
+            1
+            for h in self.hits
+            if rel.duplicate_kind(h, ref_hash, getattr(self.facts.get(h.file_id), "content_hash", None))
+            == "duplicate"
+        )
+
+    def _browse_summary(self) -> str:
+        n = len(self.hits)
+        total = self.total if self.total is not None else n
+        if total == 0:
+            return "No sounds match these filters" if not self.filters.is_empty() else ""
+        text = (
+            f"All {_plural(total, 'sound')} in the library"
+            if self.filters.is_empty()
+            else f"{_plural(total, 'sound')} match these filters"
+        )
+        if n < total:
+            by = SORT_LABELS.get(self.query.sort, self.query.sort)
+            order = ", descending" if self.query.descending else ""
+            text += f" · the first {n:,} by {by}{order}"
+        return text + " · type to search, click a column to sort"
 
 
 @dataclass
@@ -92,6 +155,39 @@ def installed_models() -> list[ModelInfo]:
     return out
 
 
+def run_query(lib, query: Query, filters: ViewFilters, k: int = RESULTS_K, mode: str = "both") -> SearchResult:
+    """Answer ``query`` on ``lib`` (in a worker thread): hits, the file facts the list shows, and for
+    "find similar" the reference file itself."""
+    from engine import browse
+    from engine.search import Searcher
+
+    t0 = time.perf_counter()
+    if query.kind == "browse":
+        page = browse.list_files(
+            lib,
+            filters.engine,
+            sort=query.sort or "name",
+            descending=query.descending,
+            limit=BROWSE_LIMIT,
+            bit_depths=filters.bit_depths,
+        )
+        return SearchResult(
+            query, filters, page.hits, time.perf_counter() - t0, mode, facts=page.facts, total=page.total
+        )
+    s = Searcher(lib)
+    kk = max(k, BIT_FILTER_K) if filters.bit_depths else k
+    reference = None
+    if query.kind == "similar":
+        hits = s.similar(query.path, kk, filters.engine, start_s=query.start_s, end_s=query.end_s)
+        reference = browse.file_hit(lib, query.path)
+    else:
+        hits = s.search(query.text, kk, filters.engine, mode=mode)
+    ids = [h.file_id for h in hits] + ([reference.file_id] if reference else [])
+    facts = browse.file_facts(lib, ids)
+    hits = [h for h in hits if filters.keep(h, facts)][:k]
+    return SearchResult(query, filters, hits, time.perf_counter() - t0, mode, reference=reference, facts=facts)
+
+
 class Session(QObject):
     """One open library (or none). Create on the GUI thread."""
 
@@ -110,6 +206,8 @@ class Session(QObject):
         self.lib = None
         self.status: dict | None = None
         self._pending_open: tuple | None = None
+        self._warm_lock = threading.Lock()  # held while the text model loads
+        self.model_ready = False
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(STATUS_REFRESH_MS)
         self._status_timer.timeout.connect(self.refresh_status)
@@ -153,21 +251,29 @@ class Session(QObject):
         self.warm_up()
 
     def warm_up(self) -> None:
-        """Load the text model in the background, so the first query does not wait for it."""
+        """Load the text model in the background as soon as a library is open (and run it once, so the
+        first query does not pay for loading or for the first inference either). A text query submitted
+        meanwhile waits for it instead of loading the model a second time."""
         lib = self.lib
         if lib is None:
             return
+        self.model_ready = False
+        lock = self._warm_lock
 
         def work():
-            _ = lib.encoder.text_backbones  # loads the text networks
-            return True
+            with lock:
+                t0 = time.perf_counter()
+                lib.encoder.embed_text(["warm up"])  # loads the text networks and runs them once
+                return time.perf_counter() - t0
 
-        self.runner.submit(
-            work,
-            lambda _: self.message.emit("model ready"),
-            lambda exc: self.message.emit(f"cannot load the model: {exc}"),
-            group="warm",
-        )
+        self.runner.submit(work, self._warmed, self._warm_failed, group="warm", priority=4)
+
+    def _warmed(self, seconds: float) -> None:
+        self.model_ready = True
+        log.info("text model ready in %.2f s", seconds)
+
+    def _warm_failed(self, exc: BaseException) -> None:
+        self.message.emit(f"cannot load the model: {exc}")
 
     def close(self, wait_ms: int = 10000) -> None:
         """Cancel indexing, wait for the workers (up to ``wait_ms`` each), close the library."""
@@ -184,27 +290,25 @@ class Session(QObject):
     # -- searching ------------------------------------------------------------------------------
 
     def search(
-        self, query: Query, filters: Filters | None = None, k: int = RESULTS_K, mode: str = "both"
+        self, query: Query, filters: ViewFilters | None = None, k: int = RESULTS_K, mode: str = "both"
     ) -> None:
-        """Run a text or "similar" query; ``results_ready`` or ``search_failed`` follows (stale ones are
-        dropped). ``mode`` (text queries): ``"both"`` (sound and keywords, fused), ``"content"`` (what
-        files sound like) or ``"keywords"`` (names and metadata); see ``engine.search.Searcher.search``."""
-        filters = filters or Filters()
+        """Run a text, "similar" or browse query; ``results_ready`` or ``search_failed`` follows (stale
+        ones are dropped). ``mode`` (text queries): ``"both"`` (sound and keywords, fused), ``"content"``
+        (what files sound like) or ``"keywords"`` (names and metadata); see
+        ``engine.search.Searcher.search``. A browse query lists the library (:func:`engine.browse.list_files`)."""
+        filters = filters or ViewFilters()
         lib = self.lib
         if lib is None:
             self.search_failed.emit(query, "no library is open yet")
             return
 
-        def work():
-            from engine.search import Searcher
+        warm = self._warm_lock
 
-            t0 = time.perf_counter()
-            s = Searcher(lib)
-            if query.kind == "similar":
-                hits = s.similar(query.path, k, filters, start_s=query.start_s, end_s=query.end_s)
-            else:
-                hits = s.search(query.text, k, filters, mode=mode)
-            return SearchResult(query, filters, hits, time.perf_counter() - t0, mode)
+        def work():
+            if query.kind == "text":
+                with warm:  # the model is being loaded in the background: wait for it, do not load it twice
+                    pass
+            return run_query(lib, query, filters, k, mode)
 
         self.runner.submit(
             work,
@@ -273,6 +377,8 @@ class Session(QObject):
             )
             for r in s.missing_roots:
                 text += f"; folder missing: {r}"
+            for r in getattr(s, "unavailable_roots", []):
+                text += f"; folder unavailable, kept: {r['path']}"
             self.message.emit(text)
         else:
             self.message.emit(f"removed {result} files from the library")

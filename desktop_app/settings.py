@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 ORGANISATION = "Earshot"
 APPLICATION = "earshot-app"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SEARCH_MODES = ("both", "content", "keywords")  # engine.search.Searcher.search modes
 
 
@@ -77,6 +77,19 @@ class SettingsStore:
     def set_state(self, key: str, value: QByteArray) -> None:
         self.q.setValue(f"ui/{key}", value)
 
+    def column_widths(self) -> dict[str, int]:
+        """Widths (pixels) of the results columns the user resized, by header name."""
+        raw = self.q.value("ui/column_widths", "")
+        out: dict[str, int] = {}
+        for part in str(raw or "").split(";"):
+            name, _, width = part.rpartition("=")
+            if name and width.isdigit():
+                out[name] = int(width)
+        return out
+
+    def set_column_widths(self, widths: dict[str, int]) -> None:
+        self.q.setValue("ui/column_widths", ";".join(f"{k}={int(v)}" for k, v in widths.items()))
+
     def history(self) -> list[Query]:
         raw = self.q.value("ui/history", [])
         if isinstance(raw, str):
@@ -96,12 +109,13 @@ def _upgrade(q: QSettings) -> None:
 
     1 → 2: the results table gained the Description and Category columns, so a saved header layout
     (widths and order by column position) no longer fits and is dropped.
+    2 → 3: Relevance, Matched by, Bits and Added columns; the saved header layout is dropped again.
     """
     version = int(q.value("schema_version", 0) or 0)
     if version > SCHEMA_VERSION:
         log.warning("settings were written by a newer Earshot (schema %d); unknown keys are ignored", version)
         return
-    if version < 2:
+    if version < 3:
         q.remove("ui/header")
     if version < SCHEMA_VERSION:
         q.setValue("schema_version", SCHEMA_VERSION)

@@ -4,6 +4,12 @@ at a time, on a dedicated worker thread, while searches keep running on the read
 Progress is reported through Qt signals (queued to the GUI thread), at most ten times a second, with an
 ETA from the bytes decoded so far. :meth:`LibraryWriter.cancel` stops the running job at the indexer's
 next chunk (what was committed stays) and drops the queued ones.
+
+A folder that looks unmounted or emptied (it had files and now shows none, or would lose most of them at
+once) is kept as it was by the engine; the writer then emits :attr:`LibraryWriter.roots_unavailable` and
+:func:`ask_about_unavailable_roots` shows a non-modal dialog: *Keep* (the default: nothing is removed,
+reconnect the drive and re-index) or *Remove their records*, which re-indexes those folders with
+``allow_mass_delete``.
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ class LibraryWriter(QObject):
     finished = Signal(str, object)  # kind, IndexSummary (index) or number of files removed (remove)
     failed = Signal(str, str)  # kind, message
     busy_changed = Signal(bool)
+    roots_unavailable = Signal(list)  # [{path, known, found, vanished, reason}] kept as they were
 
     def __init__(
         self,
@@ -119,9 +126,15 @@ class LibraryWriter(QObject):
 
     # -- jobs -----------------------------------------------------------------------------------
 
-    def index(self, roots: list[str] | None = None, *, retry_failed: bool = False) -> None:
-        """Add folders / bring them up to date (``None``: every folder of the library)."""
-        self._submit("index", lambda lib, token: self._run_index(lib, token, roots, retry_failed))
+    def index(self, roots: list[str] | None = None, *, retry_failed: bool = False,
+              allow_mass_delete: bool = False) -> None:
+        """Add folders / bring them up to date (``None``: every folder of the library).
+        ``allow_mass_delete``: the user confirmed that folders reported unavailable really were emptied."""
+        self._submit("index", lambda lib, token: self._run_index(lib, token, roots, retry_failed, allow_mass_delete))
+
+    def confirm_removal(self, roots: list[str]) -> None:
+        """The user confirmed: forget the files of these (unavailable-looking) folders that are gone."""
+        self.index(list(roots), allow_mass_delete=True)
 
     def remove_folder(self, folder: str) -> None:
         """Forget a folder and everything indexed under it (its files are untouched)."""
@@ -169,7 +182,7 @@ class LibraryWriter(QObject):
         )
 
     def _run_index(
-        self, lib, token: CancelToken, roots: list[str] | None, retry_failed: bool
+        self, lib, token: CancelToken, roots: list[str] | None, retry_failed: bool, allow_mass_delete: bool = False
     ) -> IndexSummary:
         if not self._threads_set:
             from engine.models.device import set_cpu_threads
@@ -201,7 +214,8 @@ class LibraryWriter(QObject):
         indexer = Indexer(lib, commit_windows=self.commit_windows, commit_seconds=self.commit_seconds)
         try:
             acquire_writer(lib, token)
-            return indexer.run(roots, on_progress=on_progress, cancel=token, retry_failed=retry_failed)
+            return indexer.run(roots, on_progress=on_progress, cancel=token, retry_failed=retry_failed,
+                               allow_mass_delete=allow_mass_delete)
         finally:
             lib.release_writer()
 
@@ -210,6 +224,8 @@ class LibraryWriter(QObject):
         if result is None and token.cancelled:
             result = IndexSummary(cancelled=True) if kind == "index" else 0
         self.finished.emit(kind, result)
+        if kind == "index" and getattr(result, "unavailable_roots", None):
+            self.roots_unavailable.emit(list(result.unavailable_roots))
 
     def _error(self, kind: str, exc: BaseException) -> None:
         self._finish_one()
@@ -219,3 +235,37 @@ class LibraryWriter(QObject):
         self._jobs -= 1
         if self._jobs == 0:
             self.busy_changed.emit(False)
+
+
+def unavailable_text(roots: list[dict]) -> str:
+    """What the app says about folders kept because they look unmounted or emptied."""
+    lines = [f"• {r['path']} — {r['reason']}" for r in roots]
+    return (
+        ("This folder looks" if len(roots) == 1 else "These folders look")
+        + " unavailable (an unplugged drive?), so nothing in the library was removed:\n"
+        + "\n".join(lines)
+        + "\n\nReconnect the drive and re-index, or remove the records of the files that are gone."
+    )
+
+
+def ask_about_unavailable_roots(parent, writer: LibraryWriter, roots: list[dict]):
+    """A non-modal dialog: *Keep* (default) or *Remove their records* (re-index with mass delete allowed).
+    Returns the dialog (tests press its buttons)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Folder unavailable")
+    box.setText(unavailable_text(roots))
+    keep = box.addButton("Keep", QMessageBox.ButtonRole.RejectRole)
+    remove = box.addButton("Remove their records", QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(keep)
+    paths = [r["path"] for r in roots]
+
+    def done(_result=None) -> None:
+        if box.clickedButton() is remove:
+            writer.confirm_removal(paths)
+
+    box.finished.connect(done)
+    box.open()
+    return box

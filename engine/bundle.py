@@ -163,11 +163,26 @@ def weight_files(spec: Mapping[str, Any]) -> list[str]:
     return sorted(names)
 
 
+def _check_inside(directory: Path, name: Any) -> None:
+    """Refuse (before anything is opened) a file name that is not a plain relative path inside the bundle."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise BundleError(f"bundle {directory} names an invalid weights file {name!r}")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or "\\" in name or any(p == ".." for p in parts):
+        raise BundleError(f"bundle {directory} refers to a file outside itself: {name!r}")
+    root = Path(directory).resolve()
+    if root not in (root / name).resolve().parents:
+        raise BundleError(f"bundle {directory} refers to a file outside itself: {name!r}")
+
+
 def compute_bundle_id(directory: Path, spec: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
+    names = weight_files(spec)
+    for name in names:
+        _check_inside(directory, name)
     model = {k: spec[k] for k in _MODEL_KEYS}
     h.update(json.dumps(model, sort_keys=True, separators=(",", ":")).encode())
-    for name in weight_files(spec):
+    for name in names:
         path = directory / name
         if not path.is_file():
             raise BundleError(f"bundle {directory} is missing its weights file {name}")
@@ -215,6 +230,12 @@ def _validate(directory: Path, spec: Any) -> None:
         raise BundleError(f"bundle {directory}: dim {spec['dim']} != sum of member dims {total}")
     if abs(weights - 1.0) > 1e-4:
         raise BundleError(f"bundle {directory}: member weights sum to {weights}, not 1")
+    try:
+        names = weight_files(spec)
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise BundleError(f"bundle {directory}: malformed backbone or member entries ({exc})") from None
+    for name in names:
+        _check_inside(directory, name)
 
 
 def read_spec(directory: Path) -> dict:
@@ -298,9 +319,15 @@ def write_bundle(
 # -- where bundles live ---------------------------------------------------------------------------
 
 
+PACKAGED_MODELS = "_shipped_models"  # where a wheel carries resources/models (setup.py copies it there)
+
+
 def shipped_models_dir() -> Path:
-    """``resources/models`` of this installation (the repository root beside the ``engine`` package)."""
-    return Path(__file__).resolve().parent.parent / "resources" / "models"
+    """The bundles that came with this installation: ``engine/_shipped_models`` in an installed wheel, else
+    ``resources/models`` of the checkout the ``engine`` package was imported from (editable installs)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / PACKAGED_MODELS
+    return packaged if packaged.is_dir() else here.parent / "resources" / "models"
 
 
 def model_dirs() -> list[Path]:
@@ -323,8 +350,9 @@ def default_bundle_name() -> str | None:
     return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
 
 
-def list_bundles() -> list[tuple[Path, dict | BundleError]]:
-    """Every bundle directory found, with its spec or the error that stops it loading."""
+def list_bundles(*, verify: bool = False) -> list[tuple[Path, dict | BundleError]]:
+    """Every bundle directory found, with its spec or the error that stops it loading; with ``verify``
+    the weights are hashed too, so a modified or damaged bundle is listed with its error, not as usable."""
     seen: set[Path] = set()
     out: list[tuple[Path, dict | BundleError]] = []
     for base in model_dirs():
@@ -335,7 +363,7 @@ def list_bundles() -> list[tuple[Path, dict | BundleError]]:
                 continue
             seen.add(d.resolve())
             try:
-                out.append((d, read_spec(d)))
+                out.append((d, load_bundle(d).spec if verify else read_spec(d)))
             except BundleError as exc:
                 out.append((d, exc))
     return out
@@ -346,7 +374,7 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
     if name_or_path is None:
         name_or_path = os.environ.get("EARSHOT_BUNDLE") or default_bundle_name()
         if name_or_path is None:
-            raise BundleError("no model bundle is installed (resources/models/DEFAULT is missing)")
+            raise BundleError(f"no model bundle is installed ({shipped_models_dir() / 'DEFAULT'} is missing)")
     p = Path(name_or_path).expanduser()
     if (p / BUNDLE_FILE).exists():
         return p

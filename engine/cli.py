@@ -1,4 +1,4 @@
-"""``earshot`` command line: index, search, similar, status, models.
+"""``earshot`` command line: index, search, similar, status, remove, repair, models.
 
 Outputs with ``--json`` are a stable contract read by other tools and by our benchmarks:
 
@@ -7,11 +7,16 @@ Outputs with ``--json`` are a stable contract read by other tools and by our ben
 * ``search --queries FILE``: one JSON line per query: ``{"query": ..., "hits": [...]}``;
 * ``status``: an object with ``files``, ``windows``, ``errors``, ``bundle`` and more;
 * ``index``: the summary object.
+
+Every command either finishes or fails with one line on stderr (``earshot: error: ...``) and a non-zero
+exit: 2 for a bad query or argument, 3 when ``index`` kept a folder as it was because it looks unmounted or
+emptied, 130 when interrupted, 1 otherwise. A traceback is shown only with ``-vv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import signal
@@ -61,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="try files that failed before again")
     p.add_argument("--batch", type=int, default=64, metavar="N",
                    help="windows per inference batch (default 64; results are committed every 16 batches)")
+    p.add_argument("--allow-mass-delete", action="store_true",
+                   help="a folder that now looks empty (or lost most of its files) really was emptied: remove its "
+                        "records (without this, such a folder is reported as unavailable and kept)")
 
     p = sub.add_parser("search", help="find sounds by a text description")
     _common(p, suppress=True)
@@ -69,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("both", "content", "keywords"), default="both",
                    help="rank by what files sound like (content), by names and metadata (keywords), or both "
                         "(default). Keyword syntax: \"phrase\", -exclude, OR, prefix*, category:/library:/designer:")
+    p.add_argument("--all", action="store_true",
+                   help="also list the weaker matches below the relevance cut-off (text output; --json lists "
+                        "all k hits with their relevance)")
     _filters(p)
 
     p = sub.add_parser("similar", help="find sounds that sound like a file (or a region of it)")
@@ -86,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, suppress=True)
     p.add_argument("folder")
 
-    p = sub.add_parser("models", help="list installed model bundles")
+    p = sub.add_parser("repair", help="rebuild what can be rebuilt in a damaged library (search index, keyword "
+                                      "table, readable database rows) and say what cannot")
+    _common(p, suppress=True)
+
+    p = sub.add_parser("models", help="list installed model bundles (with --model: check that one)")
     _common(p, suppress=True)
     return parser
 
@@ -107,23 +122,52 @@ def _make_filters(args):
     )
 
 
+def _clean(obj):
+    """Strings made printable as UTF-8: bytes of file names that are not UTF-8 become ``\\xNN``."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(obj, dict):
+        return {_clean(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
+def _dumps(obj) -> str:
+    return json.dumps(_clean(obj), ensure_ascii=False)
+
+
 def _fmt_time(s: float) -> str:
     m, sec = divmod(max(0.0, s), 60)
     return f"{int(m)}:{sec:05.2f}"
 
 
-def _print_hits(hits, as_json: bool) -> None:
-    from engine.search import hits_to_json
+def _print_hits(hits, as_json: bool, show_all: bool = True) -> None:
+    """Hits as JSON (all of them), or as lines: relevance (0–100) or score, the best-matching time, the
+    length, the path and what matched; without ``show_all``, only the good matches, then a count."""
+    from engine.search import hits_to_json, is_good_match
 
     if as_json:
-        print(json.dumps(hits_to_json(hits), ensure_ascii=False))
+        print(_dumps(hits_to_json(hits)))
         return
+    shown = hits if show_all else [h for h in hits if is_good_match(h)]
     if not hits:
         print("no results")
         return
-    for i, h in enumerate(hits, 1):
-        print(f"{i:3d}  {h.score:6.3f}  {_fmt_time(h.start_s)}–{_fmt_time(h.end_s)}  "
-              f"{h.duration_s:7.2f}s  {h.path}")
+    if not shown:
+        print(f"no good matches ({len(hits)} weaker ones: add --all to see them)")
+        return
+    weak_from = next((i for i, h in enumerate(shown) if not is_good_match(h)), None)
+    for i, h in enumerate(shown, 1):
+        if i - 1 == weak_from:
+            print("  -- weaker matches --" if i > 1 else "  -- no good matches; the closest --")
+        rel = f"{h.relevance:5.0f}%" if h.relevance is not None else f"{h.score:6.3f}"
+        why = f"  [{', '.join(h.matched_by)}]" if h.matched_by else ""
+        print(f"{i:3d}  {rel}  {_fmt_time(h.start_s)}–{_fmt_time(h.end_s)}  {h.duration_s:7.2f}s  {_clean(h.path)}{why}")
+    if len(shown) < len(hits):
+        print(f"({len(hits) - len(shown)} weaker matches not shown: add --all)")
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -161,6 +205,9 @@ def cmd_index(args) -> int:
                            dynamic_ncols=True)
             bar.set_postfix_str(f"{p.files_done}/{p.files_total} files")
             bar.update(p.bytes_done - bar.n)
+        elif p.phase == "names":
+            print(f"\rreading names and descriptions… {p.files_done}/{p.files_total} files", end="",
+                  file=sys.stderr)
         elif p.phase == "done" and bar is not None:
             bar.close()
 
@@ -168,15 +215,16 @@ def cmd_index(args) -> int:
         lib.acquire_writer()
         if args.batch < 1:
             raise EarshotError("--batch must be at least 1")
-        summary = Indexer(lib, batch_windows=args.batch, commit_windows=16 * args.batch).run(args.folders or None, on_progress=on_progress, cancel=cancel,
-                                   retry_failed=args.retry_failed)
+        summary = Indexer(lib, batch_windows=args.batch, commit_windows=16 * args.batch).run(
+            args.folders or None, on_progress=on_progress, cancel=cancel, retry_failed=args.retry_failed,
+            allow_mass_delete=args.allow_mass_delete)
     finally:
         signal.signal(signal.SIGINT, old)
         if bar is not None:
             bar.close()
         lib.close()
     if args.json:
-        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+        print(_dumps(summary.as_dict()))
     else:
         rt = summary.audio_s / summary.seconds if summary.seconds else 0.0
         print(f"new {summary.new} · changed {summary.changed} · moved {summary.moved} · deleted {summary.deleted}"
@@ -184,14 +232,19 @@ def cmd_index(args) -> int:
               f"({summary.windows} windows, {summary.audio_s / 60:.1f} min of audio in {summary.seconds:.1f} s,"
               f" {rt:.0f}× realtime)")
         for path, reason, msg in summary.errors[:20]:
-            print(f"  failed: {path}: {reason}: {msg}", file=sys.stderr)
+            print(_clean(f"  failed: {path}: {reason}: {msg}"), file=sys.stderr)
         if len(summary.errors) > 20:
             print(f"  … and {len(summary.errors) - 20} more (earshot status --failed)", file=sys.stderr)
         for r in summary.missing_roots:
             print(f"  folder missing (unmounted drive?), left as it was: {r}", file=sys.stderr)
         if summary.cancelled:
             print("stopped; run the same command again to resume", file=sys.stderr)
-    return 130 if summary.cancelled else 0
+    for u in summary.unavailable_roots:
+        print(_clean(f"earshot: folder unavailable, kept as it was: {u['path']} ({u['reason']}); if it really was "
+                     "emptied, run `earshot index --allow-mass-delete` (or `earshot remove`)"), file=sys.stderr)
+    if summary.cancelled:
+        return 130
+    return 3 if summary.unavailable_roots or summary.missing_roots else 0
 
 
 def _notice_newer_default(lib) -> None:
@@ -213,21 +266,29 @@ def cmd_search(args) -> int:
         searcher = Searcher(lib)
         filters = _make_filters(args)
         if args.queries:
-            try:
-                lines = Path(args.queries).read_text(encoding="utf-8").splitlines()
+            try:  # a byte that is not UTF-8 becomes U+FFFD; it does not stop the other queries
+                lines = Path(args.queries).read_bytes().decode("utf-8", "replace").splitlines()
             except OSError as exc:
-                raise QueryError(f"cannot read {args.queries}: {exc}") from exc
+                raise QueryError(f"cannot read {args.queries}: {exc.strerror or exc}") from exc
+            failed = 0
             for q in (line.strip() for line in lines):
                 if not q:
                     continue
-                hits = searcher.search(q, args.k, filters, args.mode)
+                try:
+                    hits = searcher.search(q, args.k, filters, args.mode)
+                except QueryError as exc:  # one bad query is reported; the others still run
+                    failed += 1
+                    print(f"earshot: error: {exc}", file=sys.stderr)
+                    if args.json:
+                        print(_dumps({"query": q, "hits": [], "error": str(exc)}), flush=True)
+                    continue
                 if args.json:
-                    print(json.dumps({"query": q, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False), flush=True)
+                    print(_dumps({"query": q, "hits": [h.as_dict() for h in hits]}), flush=True)
                 else:
-                    print(f"# {q}")
-                    _print_hits(hits, False)
-            return 0
-        _print_hits(searcher.search(args.query, args.k, filters, args.mode), args.json)
+                    print(f"# {_clean(q)}")
+                    _print_hits(hits, False, args.all)
+            return 2 if failed else 0
+        _print_hits(searcher.search(args.query, args.k, filters, args.mode), args.json, args.all)
         return 0
     finally:
         lib.close()
@@ -255,7 +316,7 @@ def cmd_status(args) -> int:
     finally:
         lib.close()
     if args.json:
-        print(json.dumps(st, ensure_ascii=False))
+        print(_dumps(st))
         return 0
     b = st["bundle"]
     print(f"library   {st['library']}")
@@ -266,7 +327,7 @@ def cmd_status(args) -> int:
         print(f"folder    {r['path']}  ({r['files']} files, last indexed {when})")
     if args.failed:
         for f in st["failed"]:
-            print(f"failed    {f['path']}: {f['reason']}: {f['message']}")
+            print(_clean(f"failed    {f['path']}: {f['reason']}: {f['message']}"))
     elif st["errors"]:
         print("          (earshot status --failed lists the failed files)")
     return 0
@@ -285,12 +346,35 @@ def cmd_remove(args) -> int:
     return 0
 
 
+def cmd_repair(args) -> int:
+    from engine.repair import repair_library
+
+    report = repair_library(args.library, args.model)
+    if args.json:
+        print(_dumps(report.as_dict()))
+    else:
+        for line in report.done:
+            print(_clean(f"repaired  {line}"))
+        for line in report.cannot:
+            print(_clean(f"cannot    {line}"))
+        print("the library is usable" if report.ok else "the library is NOT usable yet (see above)")
+    return 0 if report.ok else 1
+
+
 def cmd_models(args) -> int:
-    from engine.bundle import default_bundle_name, list_bundles
+    from engine.bundle import BundleError, default_bundle_name, list_bundles, load_bundle, resolve_bundle
 
     default = default_bundle_name()
     rows = []
-    for path, spec in list_bundles():
+    if args.model:  # just this bundle, fully checked
+        path = resolve_bundle(args.model)
+        try:
+            found = [(path, load_bundle(path).spec)]
+        except BundleError as exc:
+            found = [(path, exc)]
+    else:
+        found = list_bundles(verify=True)
+    for path, spec in found:
         if isinstance(spec, Exception):
             rows.append({"path": str(path), "error": str(spec)})
             continue
@@ -318,7 +402,7 @@ def cmd_models(args) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "similar": cmd_similar, "status": cmd_status,
-            "remove": cmd_remove, "models": cmd_models}
+            "remove": cmd_remove, "repair": cmd_repair, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,13 +416,39 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except EarshotError as exc:
-        print(f"earshot: error: {exc}", file=sys.stderr)
-        return 2 if type(exc).__name__ == "QueryError" else 1
+        return _fail(str(exc), 2 if type(exc).__name__ == "QueryError" else 1)
     except KeyboardInterrupt:
         print("earshot: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # one clear line, never a traceback (unless -vv)
+        from engine.storage import db
+
+        if db.is_database_error(exc):
+            return _fail(str(db.translate_error(exc, _db_path(args))), 1, exc, args)
+        if isinstance(exc, OSError):
+            if exc.errno == errno.ENOSPC:
+                return _fail(f"the disk is full ({exc.filename or ''}); free some space and run the command "
+                             "again — what was committed before is kept", 1, exc, args)
+            return _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", 1, exc, args)
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (run with -vv for details)", 1, exc, args)
+
+
+def _db_path(args) -> Path | None:
+    from engine.library import DB_NAME, default_library_dir
+
+    try:
+        return (Path(args.library).expanduser() if args.library else default_library_dir()) / DB_NAME
+    except Exception:
+        return None
+
+
+def _fail(message: str, code: int, exc: BaseException | None = None, args=None) -> int:
+    if exc is not None and args is not None and args.verbose >= 2:
+        log.error("details", exc_info=exc)
+    print(_clean(f"earshot: error: {message}"), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import string
 import unicodedata
 from typing import Any
 
@@ -29,12 +30,18 @@ from engine.models.registry import build_audio_backbone, build_head, build_text_
 log = logging.getLogger(__name__)
 
 
+_DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def normalise_text(text: str, rules: dict) -> str:
     """Apply a bundle's text normalisation (the same function training uses, so they never disagree)."""
     text = unicodedata.normalize("NFKC", text)
     if rules.get("lowercase", True):
         text = text.lower()
-    if rules.get("strip_punctuation", False):
+    punctuation = rules.get("strip_punctuation", False)
+    if punctuation == "delete":  # ASCII punctuation removed, as the DCASE 2025 Task 6 baseline does
+        text = text.translate(_DELETE_PUNCTUATION)
+    elif punctuation:
         text = re.sub(r"[^\w\s'-]", " ", text)
     if rules.get("collapse_whitespace", True):
         text = " ".join(text.split())

@@ -33,3 +33,7 @@ class LibraryLockedError(LibraryError):
 
 class QueryError(EarshotError):
     """A query is empty or cannot be answered."""
+
+
+class LibraryDamagedError(LibraryError):
+    """The library database (or its write-ahead log) is damaged; the message says what to do."""

@@ -5,7 +5,14 @@
 * Decoding runs in a producer thread, overlapped with inference in the caller's thread.
 * Finished files are committed in batches, one transaction each; a kill at any moment loses at most the
   batch in flight, and the next run redoes only that.
-* Corrupt, truncated, empty, non-audio, unreadable and vanished files are recorded with a reason and skipped.
+* Corrupt, truncated, empty, non-audio, unreadable and vanished files are recorded with a reason and skipped;
+  so is a file whose audio or vectors are not finite (NaN/Inf samples): vectors are checked before they are
+  committed, never after.
+* Records are never deleted because a root *looks* empty or unreadable: a root that had files and now shows
+  none, or would lose more than :data:`MASS_DELETE_SHARE` of them (and at least
+  :data:`MASS_DELETE_MIN` files) in one run, is reported as unavailable and kept as it was, unless the
+  caller passes ``allow_mass_delete``. Files under a folder that could not be listed are kept too.
+* Folders and entries the scan could not read are remembered per root (``status --failed`` lists them).
 * Progress goes through a callback and cancellation through a token: this module never prints.
 """
 
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -29,9 +37,26 @@ from engine.errors import AudioError, LibraryError
 from engine.library import Library
 from engine.metadata import FileMetadata, read_metadata
 from engine.storage import db
-from engine.storage.scanner import ScannedFile, content_hash, scan
+from engine.storage.scanner import ScannedFile, content_hash, scan, to_rel_posix
 
 log = logging.getLogger(__name__)
+
+MASS_DELETE_SHARE = 0.5
+MASS_DELETE_MIN = 20
+
+
+def _rel_prefix(root: Path, path: str) -> str | None:
+    try:
+        return to_rel_posix(root, Path(path))
+    except ValueError:
+        return None
+
+
+def _remember_scan_errors(conn, root_id: int, root: Path, errors: list[tuple[str, str]]) -> None:
+    """Keep what the scan of a root could not read (``status --failed`` lists it); names that are not valid
+    UTF-8 are stored with backslash escapes."""
+    clean = [[os.fsencode(p).decode("utf-8", "backslashreplace"), r] for p, r in errors[:1000]]
+    db.put_meta(conn, f"scan_errors:{root_id}", json.dumps(clean, ensure_ascii=False))
 
 
 class CancelToken:
@@ -72,6 +97,8 @@ class IndexSummary:
     seconds: float = 0.0
     cancelled: bool = False
     missing_roots: list[str] = field(default_factory=list)
+    # roots kept as they were because they look unmounted or emptied: {path, known, found, vanished, reason}
+    unavailable_roots: list[dict] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, message)
 
     def as_dict(self) -> dict:
@@ -127,7 +154,8 @@ class Indexer:
         return int(rid)
 
     def _plan(self, roots: Sequence[Path], summary: IndexSummary, cancel: CancelToken,
-              on_progress: Callable[[Progress], None]) -> tuple[list[_Job], list[int]]:
+              on_progress: Callable[[Progress], None], allow_mass_delete: bool = False,
+              ) -> tuple[list[_Job], list[int]]:
         jobs: list[_Job] = []
         vanished: dict[int, tuple[str | None, int]] = {}  # file_id -> (fingerprint, size)
         with self.lib.engine.begin() as conn:
@@ -152,28 +180,54 @@ class Indexer:
                     )
                 }
                 seen: set[str] = set()
+                scan_errors: list[tuple[str, str]] = []
 
-                def on_error(path: str, reason: str) -> None:
+                def on_error(path: str, reason: str, _errs=scan_errors) -> None:
+                    _errs.append((path, reason))
+
+                root_jobs: list[_Job] = []
+                unchanged = 0
+                try:  # the scan raises before its first file when the root itself cannot be read
+                    for sf in scan(root, AUDIO_EXTENSIONS, cancel=lambda: cancel.cancelled, on_error=on_error):
+                        seen.add(sf.rel_path)
+                        row = rows.get(sf.rel_path)
+                        if row is None:
+                            root_jobs.append(_Job("new", rid, root, sf, None))
+                        elif row.size != sf.size or row.mtime_ns != sf.mtime_ns:
+                            root_jobs.append(_Job("changed", rid, root, sf, row.id))
+                        elif row.status == "ok" and row.id not in with_vectors:
+                            root_jobs.append(_Job("resume", rid, root, sf, row.id))
+                        else:
+                            unchanged += 1
+                        if len(seen) % 500 == 0:
+                            on_progress(Progress("scan", files_done=len(seen), current=sf.rel_path))
+                except LibraryError as exc:  # root unreadable: keep everything under it
+                    summary.unavailable_roots.append({"path": str(root), "known": len(rows), "found": 0,
+                                                      "vanished": 0, "reason": str(exc)})
+                    continue
+                jobs.extend(root_jobs)
+                summary.unchanged += unchanged
+                for path, reason in scan_errors:
                     summary.errors.append((path, "unreadable", reason))
-
-                for sf in scan(root, AUDIO_EXTENSIONS, cancel=lambda: cancel.cancelled, on_error=on_error):
-                    seen.add(sf.rel_path)
-                    row = rows.get(sf.rel_path)
-                    if row is None:
-                        jobs.append(_Job("new", rid, root, sf, None))
-                    elif row.size != sf.size or row.mtime_ns != sf.mtime_ns:
-                        jobs.append(_Job("changed", rid, root, sf, row.id))
-                    elif row.status == "ok" and row.id not in with_vectors:
-                        jobs.append(_Job("resume", rid, root, sf, row.id))
-                    else:
-                        summary.unchanged += 1
-                    if len(seen) % 500 == 0:
-                        on_progress(Progress("scan", files_done=len(seen), current=sf.rel_path))
+                _remember_scan_errors(conn, rid, root, scan_errors)
                 if cancel.cancelled:
                     return [], []
-                for rel, row in rows.items():
-                    if rel not in seen:
-                        vanished[row.id] = (row.content_hash, row.size)
+                # Files under a folder the scan could not list are not gone: keep them.
+                blocked = [_rel_prefix(root, p) for p, _ in scan_errors]
+                blocked = [b for b in blocked if b is not None]
+                gone = {rel: row for rel, row in rows.items()
+                        if rel not in seen and not any(rel == b or rel.startswith(b + "/") for b in blocked)}
+                if gone and not allow_mass_delete and (
+                    not seen or (len(gone) > MASS_DELETE_SHARE * len(rows) and len(gone) >= MASS_DELETE_MIN)
+                ):
+                    reason = ("it had files and now shows none" if not seen else
+                              f"{len(gone)} of its {len(rows)} files would be removed at once")
+                    log.warning("root %s looks unavailable (%s); kept as it was", root, reason)
+                    summary.unavailable_roots.append({"path": str(root), "known": len(rows), "found": len(seen),
+                                                      "vanished": len(gone), "reason": reason})
+                    gone = {}
+                for row in gone.values():
+                    vanished[row.id] = (row.content_hash, row.size)
         # Moves: a new file whose fingerprint matches a vanished one keeps its windows and vectors.
         by_print: dict[tuple[str, int], list[int]] = {}
         for fid, (fp, size) in vanished.items():
@@ -227,6 +281,9 @@ class Indexer:
                                                         batch=self.batch_windows):
                         if stop.is_set():
                             return
+                        if not np.isfinite(windows).all():
+                            raise AudioError(f"{job.abspath} contains NaN or infinite samples; it cannot be "
+                                             "indexed (re-export it from your editor)", reason="non_finite")
                         out.put(("chunk", job, (starts, windows)))
                     out.put(("end", job, None))
                 except AudioError as exc:
@@ -245,8 +302,12 @@ class Indexer:
 
     def run(self, roots: Sequence[str | Path] | None = None, *,
             on_progress: Callable[[Progress], None] | None = None,
-            cancel: CancelToken | None = None, retry_failed: bool = False) -> IndexSummary:
-        """Index ``roots`` (default: every root already in the library). Returns the summary."""
+            cancel: CancelToken | None = None, retry_failed: bool = False,
+            allow_mass_delete: bool = False) -> IndexSummary:
+        """Index ``roots`` (default: every root already in the library). Returns the summary.
+
+        ``allow_mass_delete``: the user confirmed that a root which now looks empty (or lost most of its
+        files) really was emptied; without it such a root is reported in ``unavailable_roots`` and kept."""
         t0 = time.perf_counter()
         cancel = cancel or CancelToken()
         on_progress = on_progress or (lambda p: None)
@@ -266,7 +327,7 @@ class Indexer:
                 conn.execute(update(db.File).where(db.File.status == "error").values(size=-1))
 
         self.lib.sync_index()
-        jobs, vanished = self._plan(root_paths, summary, cancel, on_progress)
+        jobs, vanished = self._plan(root_paths, summary, cancel, on_progress, allow_mass_delete)
         if vanished:
             with self.lib.engine.begin() as conn:
                 db.delete_files(conn, vanished, db.generation(conn) + 1)
@@ -280,7 +341,10 @@ class Indexer:
                 on_progress=lambda done, total: on_progress(Progress("names", files_done=done, files_total=total)),
                 cancelled=lambda: cancel.cancelled)
         with self.lib.engine.begin() as conn:
+            skipped = {u["path"] for u in summary.unavailable_roots} | set(summary.missing_roots)
             for r in root_paths:
+                if str(r) in skipped:
+                    continue
                 conn.execute(update(db.Root).where(db.Root.path == r.as_posix()).values(last_indexed_at=time.time()))
         self.lib.save_index()
         summary.cancelled = cancel.cancelled
@@ -381,6 +445,10 @@ class Indexer:
     def _commit(self, done: list[_Done], summary: IndexSummary) -> None:
         """One transaction: file rows, old windows out (tombstoned), new windows and vectors in."""
         b = self.bundle
+        for d in done:  # validate before anything is written: a bad vector never reaches the database
+            if d.error is None and any(not np.isfinite(v).all() for v in d.vectors):
+                d.error = ("non_finite", f"{d.job.abspath}: the model gives vectors that are not finite for this "
+                           "audio (extreme or NaN sample values?); it cannot be indexed")
         added_ids: list[np.ndarray] = []
         added_vecs: list[np.ndarray] = []
         replaced: list[int] = [d.job.file_id for d in done if d.job.file_id is not None]

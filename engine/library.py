@@ -10,6 +10,16 @@ Readers never block on the writer: SQLite WAL lets them read while it writes, an
 in-memory index in step with the database through the *generation* counter: windows added since the
 index's generation are read from the ``vectors`` table, windows removed are read from ``tombstones``.
 Only a missing, corrupt or foreign index file is rebuilt in full — from the database, never from audio.
+
+Trust: a saved index is used only if it was built from *this* database (the ``library_id`` the database
+got when it was created), its checksum and structure hold, and a sample of its vectors equals the
+database's (both ways); after catching up it must hold as many vectors as the database. Anything else:
+rebuilt. Vectors that are not finite never enter the index (an older Earshot could store them; the writer
+marks their files as failed).
+
+Damage: an empty database file beside a saved index is reported, not taken for a new library. When the
+previous writer died (a non-empty ``-wal`` and nobody holds the write lock), the write-ahead log is
+validated before SQLite replays it and ``PRAGMA quick_check`` runs after opening.
 """
 
 from __future__ import annotations
@@ -22,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from engine.bundle import Bundle, load_bundle, read_spec, resolve_bundle
-from engine.errors import BundleError, LibraryError, LibraryLockedError
+from engine.errors import BundleError, LibraryDamagedError, LibraryError, LibraryLockedError
 from engine.name_index import NameIndex, sync_file_texts
 from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.storage import db
@@ -34,6 +44,8 @@ from engine.storage.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 DB_NAME = "earshot.db"
+SAMPLE = 32  # vectors of a loaded index compared with the database, each way
+QUERY_CACHE = 64  # query embeddings remembered per library
 
 
 def _version_key(version: str) -> tuple:
@@ -66,7 +78,7 @@ class Library:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LibraryError(f"cannot create the library folder {self.path}: {exc}") from exc
-        self.engine = db.open_engine(self.path / DB_NAME)
+        self.engine = self._open_database()
         self.device = device
         if isinstance(bundle, Bundle):
             self.bundle = bundle
@@ -80,10 +92,57 @@ class Library:
         self._encoder = None
         self._name_encoder = None
         self._name_index: NameIndex | None = None
+        self._query_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._index: VectorIndex | None = None
         self._index_gen = -1
         self._index_lock = threading.RLock()
         self._write_lock: FileLock | None = None
+
+    def _open_database(self):
+        path = self.path / DB_NAME
+        wal = db.wal_path(path)
+        try:
+            empty = path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+        except OSError:
+            empty = False
+        if empty and any((self.path / "index").glob("*.hnsw")):
+            raise LibraryDamagedError(
+                f"the library database {path} is empty (0 bytes) although this library has a search index: "
+                "it was truncated or damaged. Restore the library folder from a backup, or move "
+                f"{DB_NAME} away and index your folders again (their audio is decoded again)."
+            )
+        probe = None
+        try:
+            if wal.exists() and wal.stat().st_size > 0:
+                lock = FileLock(str(self.path / "write.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                    probe = lock  # nobody writes, yet a log was left behind: the last writer died
+                except Timeout:
+                    pass
+        except OSError:
+            probe = None
+        try:
+            engine = db.open_engine(path, check=probe is not None)
+            if probe is not None:
+                try:  # fold the checked log into the database, so the next opening is clean again
+                    with engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                except Exception as exc:  # a busy reader: the log stays, checked again next time
+                    log.info("could not checkpoint %s: %s", wal, exc)
+                log.info("library %s was not closed cleanly; its database checked out fine", self.path)
+            return engine
+        finally:
+            if probe is not None:
+                probe.release()
+
+    @property
+    def library_id(self) -> str:
+        """The id of this library's database (see :func:`engine.storage.db.library_id`)."""
+        if getattr(self, "_library_id", None) is None:
+            with self.engine.connect() as conn:
+                self._library_id = db.library_id(conn)
+        return self._library_id
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -163,14 +222,23 @@ class Library:
         return sync_file_texts(self.engine, self.name_encoder.embed, NAME_ENCODER_ID, file_ids, **kwargs)
 
     def embed_query(self, text: str):
-        """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``."""
+        """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``.
+        The last :data:`QUERY_CACHE` queries are remembered (typing, switching modes, paging re-ask them)."""
+        got = self._query_cache.get(text)
+        if got is not None:
+            return got
         shared = self._shared_text_backbone()
         if shared:
             cvec, raw = self.encoder.embed_text_and_features([text])
             nvec = raw[shared][0]
-            nvec = nvec / max(float(np.linalg.norm(nvec)), 1e-12)
-            return cvec, nvec.astype(np.float32)
-        return self.encoder.embed_text([text]), self.name_encoder.embed([text])[0]
+            nvec = (nvec / max(float(np.linalg.norm(nvec)), 1e-12)).astype(np.float32)
+        else:
+            cvec, nvec = self.encoder.embed_text([text]), self.name_encoder.embed([text])[0]
+        with self._index_lock:
+            self._query_cache[text] = (cvec, nvec)
+            while len(self._query_cache) > QUERY_CACHE:
+                self._query_cache.pop(next(iter(self._query_cache)))
+        return cvec, nvec
 
     # -- writer lock ----------------------------------------------------------------------------
 
@@ -206,15 +274,97 @@ class Library:
     def index_path(self) -> Path:
         return self.path / "index" / f"{self.bundle.bundle_id[:16]}.hnsw"
 
+    def _finite(self, ids: np.ndarray, vecs: np.ndarray, bad: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        ok = np.isfinite(vecs).all(axis=1)
+        if ok.all():
+            return ids, vecs
+        bad.extend(int(i) for i in ids[~ok])
+        return ids[ok], vecs[ok]
+
+    def _drop_bad_vectors(self, bad: list[int]) -> None:
+        """Vectors that are not finite (stored by an older Earshot): keep them out of the index and, as the
+        writer, mark their files as failed so the library is whole again."""
+        if not bad:
+            return
+        log.warning("%d stored vectors are not finite; they are left out of the search index", len(bad))
+        if not self.is_writer:
+            return
+        with self.engine.begin() as conn:
+            fids = set()
+            for chunk in db.chunks(sorted(set(bad)), 900):
+                fids.update(conn.execute(select(db.Window.file_id).where(db.Window.id.in_(chunk))).scalars())
+            gen = db.generation(conn) + 1
+            db.delete_file_windows(conn, sorted(fids), gen)
+            for fid in fids:
+                db.set_file_error(conn, fid, "non_finite",
+                                  "the audio gives vectors that are not finite (NaN or infinite samples?)")
+            db.bump_generation(conn)
+        self._index = None
+        self._index_gen = -1
+
     def _rebuild(self, conn) -> None:
         log.info("rebuilding the vector index of %s from the database", self.path)
         gen = db.generation(conn)
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         self._index = VectorIndex(self.bundle.dim, self.index_path)
+        bad: list[int] = []
         for ids, vecs in db.iter_vectors(conn, self.bundle.bundle_id, self.bundle.dim):
+            ids, vecs = self._finite(ids, vecs, bad)
             self._index.add(ids, vecs)
         self._index_gen = gen
+        if bad and self.is_writer:
+            conn.rollback()
+            self._drop_bad_vectors(bad)
+            self._rebuild(conn)
+            return
         self.save_index()  # a reader shares its rebuild too: saving takes only the index file's lock
+
+    def _verify(self, conn, idx: VectorIndex) -> str | None:
+        """Compare a sample of a loaded index with the database it claims to mirror, both ways: labels
+        of the index must be stored (or removed after the index's generation) with the same vector, and
+        vectors stored up to that generation must be in the index."""
+        b, g = self.bundle, int(idx.generation or 0)
+        labels = idx.sample(SAMPLE)
+        got = idx.vectors(labels)
+        stored: dict[int, bytes] = dict(conn.execute(
+            select(db.Vector.window_id, db.Vector.data)
+            .where(db.Vector.bundle_id == b.bundle_id, db.Vector.window_id.in_([int(x) for x in labels]))
+        ).all())
+        missing = [int(x) for x in labels if int(x) not in stored]
+        if missing:
+            dead = set(conn.execute(
+                select(db.Tombstone.window_id)
+                .where(db.Tombstone.window_id.in_(missing), db.Tombstone.generation > g)
+            ).scalars())
+            if set(missing) - dead:
+                return f"window {sorted(set(missing) - dead)[0]} is in the index but not in the database"
+        for wid, blob in stored.items():
+            if wid in got and not np.allclose(got[wid], db.decode_vectors([blob], b.dim)[0], atol=1e-3):
+                return f"the vector of window {wid} differs from the database"
+        lo, hi = conn.execute(
+            select(func.min(db.Vector.window_id), func.max(db.Vector.window_id))
+        ).one()
+        if lo is None:
+            return None if idx.count == 0 else "the index has vectors, the database none"
+        rng = np.random.default_rng()
+        for start in rng.integers(int(lo), int(hi) + 1, size=SAMPLE // 2):
+            row = conn.execute(
+                select(db.Vector.window_id, db.Vector.data)
+                .where(db.Vector.bundle_id == b.bundle_id, db.Vector.window_id >= int(start),
+                       db.Vector.generation <= g)
+                .order_by(db.Vector.window_id).limit(1)
+            ).first()
+            if row is None:
+                continue
+            vec = db.decode_vectors([row[1]], b.dim)[0]
+            if not np.isfinite(vec).all():
+                continue
+            mine = idx.vectors([row[0]]).get(int(row[0]))
+            if mine is None:
+                return f"window {row[0]} is in the database but not in the index"
+            if not np.allclose(mine, vec, atol=1e-3):
+                return f"the vector of window {row[0]} differs from the database"
+        return None
 
     def sync_index(self) -> VectorIndex:
         """The in-memory index, brought up to the database's current generation."""
@@ -223,23 +373,47 @@ class Library:
             if self._index is not None and self._index_gen == gen:
                 return self._index
             pruned = int(db.get_meta(conn, "tombstones_pruned_upto", "0"))
+            loaded = False
             if self._index is None or self._index_gen < pruned:
                 # Tombstones this index would need are gone: take the saved file (newer), else rebuild.
-                idx = VectorIndex.load(self.bundle.dim, self.index_path, expected_generation=gen, allow_stale=True)
-                if idx is None or idx.generation < pruned:
+                idx = VectorIndex.load(self.bundle.dim, self.index_path, expected_generation=gen,
+                                       library_id=self.library_id, allow_stale=True)
+                problem = None
+                if idx is not None and idx.generation >= pruned:
+                    problem = self._verify(conn, idx)
+                    if problem:
+                        log.warning("index %s does not match the database (%s); rebuilding it",
+                                    self.index_path, problem)
+                if idx is None or idx.generation < pruned or problem:
                     self._rebuild(conn)
                     return self._index
                 self._index, self._index_gen = idx, int(idx.generation)
+                loaded = True
             # Catch up: windows removed since the index's generation, then windows stored after it.
             dead = conn.execute(
                 select(db.Tombstone.window_id).where(db.Tombstone.generation > self._index_gen)
             ).scalars().all()
             if dead:
                 self._index.delete(dead)
+            bad: list[int] = []
             for ids, vecs in db.iter_vectors(conn, self.bundle.bundle_id, self.bundle.dim,
                                              after_generation=self._index_gen):
+                ids, vecs = self._finite(ids, vecs, bad)
                 self._index.add(ids, vecs)
             self._index_gen = gen
+            if bad and self.is_writer:
+                conn.rollback()
+                self._drop_bad_vectors(bad)
+                return self.sync_index()
+            if loaded and not bad:
+                q = select(func.count()).select_from(db.Vector)
+                if conn.execute(select(db.BundleRow.bundle_id)).scalars().all() != [self.bundle.bundle_id]:
+                    q = q.where(db.Vector.bundle_id == self.bundle.bundle_id)  # else: a fast covering count
+                stored = conn.execute(q).scalar_one()
+                if stored != self._index.count:
+                    log.warning("index %s holds %d vectors, the database %d; rebuilding it",
+                                self.index_path, self._index.count, stored)
+                    self._rebuild(conn)
             return self._index
 
     def apply_commit(self, gen: int, ids: np.ndarray, vectors: np.ndarray, removed: list[int]) -> None:
@@ -266,7 +440,7 @@ class Library:
                     saved = VectorIndex.read_meta(self.index_path)
                     if saved and isinstance(saved.get("generation"), int) and saved["generation"] > self._index_gen:
                         return
-                    self._index.save(self._index_gen)
+                    self._index.save(self._index_gen, self.library_id)
             except Timeout:
                 log.warning("index %s is locked by another process; not saved", self.index_path)
                 return

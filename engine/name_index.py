@@ -98,7 +98,8 @@ class NameIndex:
             if self._index is not None and self._gen == gen:
                 return self._index
             if self._index is None:
-                idx = VectorIndex.load(self.dim, self.path, expected_generation=gen, allow_stale=True)
+                idx = VectorIndex.load(self.dim, self.path, expected_generation=gen, allow_stale=True,
+                                       library_id=db.library_id(conn))  # never a cache of another database
                 if idx is not None and idx.generation <= gen:
                     self._index, self._gen = idx, int(idx.generation)
             if self._index is None:
@@ -129,7 +130,9 @@ class NameIndex:
                 saved = VectorIndex.read_meta(self.path)
                 if saved and isinstance(saved.get("generation"), int) and saved["generation"] >= self._gen:
                     return
-                self._index.save(self._gen)
+                with self.engine.connect() as conn:
+                    library_id = db.library_id(conn)
+                self._index.save(self._gen, library_id)
         except (Timeout, OSError, Exception) as exc:  # a cache that cannot be written is only slower
             log.warning("name index %s not saved: %s", self.path, exc)
 

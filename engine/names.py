@@ -99,9 +99,9 @@ def split_compound(word: str) -> list[str]:
     """``bombexplosion`` -> ``["bomb", "explosion"]`` when the word is not in the vocabulary but two
     vocabulary words of three letters or more make it (the most even split wins: ``doorslam`` is
     ``door slam``, not ``doors lam``); else ``[word]``."""
-    vocab = _vocabulary()
-    if not vocab or word in vocab or (word.endswith("s") and word[:-1] in vocab):
+    if is_real_word(word):
         return [word]
+    vocab = _vocabulary()
     splits = [
         (word[:i], word[i:]) for i in range(3, len(word) - 2)
         if word[:i] in vocab and (word[i:] in vocab or (word[i:].endswith("s") and word[i:-1] in vocab))
@@ -116,7 +116,8 @@ def is_real_word(word: str) -> bool:
     """A word a sentence model knows (``cow``, ``harmonica``, ``whoosh``); not a code or gibberish
     (``xqzvbnm``, ``tmpab``). Apply :func:`split_compound` first for run-together names."""
     vocab = _vocabulary()
-    return not vocab or word in vocab or (word.endswith("s") and word[:-1] in vocab)
+    return not vocab or any(form in vocab for form in (word, word[:-1] if word.endswith("s") else "",
+                                                        word + "s", word + "es"))
 
 
 def file_text(rel_path: str, root_path: str, meta: FileMetadata | Mapping[str, Any] | None) -> FileText:

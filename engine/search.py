@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,7 @@ from sqlalchemy import and_, func, literal, or_, select, text
 
 from engine import keyword
 from engine.errors import QueryError
-from engine.fusion import Evidence, LogisticModel, TrustFusion
+from engine.fusion import Evidence, TrustFusion
 from engine.library import Library
 from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.search_explain import explain, fusion_for
@@ -70,9 +71,14 @@ class Filters:
             wanted |= {"AIFF"} if wanted & {"AIF", "AIFC"} else set()
             c.append(func.upper(F.format).in_(sorted(wanted)))
         if self.category:
-            parsed = keyword.parse_query(f'category:"{self.category}" OR catid:"{self.category}"')
-            sql, params = keyword.constraint_sql(parsed, "files.id")
-            c.append(_qmark_clause(sql, params))
+            cat = " ".join(str(self.category).replace('"', " ").split())
+            constraint = None
+            if cat:
+                parsed = keyword.parse_query(f'category:"{cat}" OR catid:"{cat}"')
+                constraint = keyword.constraint_sql(parsed, "files.id")
+            if constraint is None:
+                raise QueryError(f"the category {self.category!r} has nothing to match (give a UCS CatID or category)")
+            c.append(_qmark_clause(*constraint))
         if self.keyword_constraint:
             c.append(_qmark_clause(*self.keyword_constraint))
         if self.folder:
@@ -140,13 +146,14 @@ class Hit:
         return d
 
 
-#: A hit is a good match when its calibrated relevance is at least this (more likely relevant than not).
+#: Relevance from which a hit is a good match: the fusion's cut-off, fitted on validation queries, always
+#: shows as 50 (see :meth:`engine.fusion.TrustFusion.relevance`).
 GOOD_MATCH = 50.0
 
 
 def is_good_match(hit: Hit) -> bool:
-    """Whether ``hit`` clears the calibrated cut-off (``relevance >= GOOD_MATCH``); find-similar hits,
-    which carry no relevance, always do."""
+    """Whether ``hit`` clears the calibrated cut-off (``relevance >= GOOD_MATCH``); find-similar hits, which
+    carry no relevance, always do."""
     return hit.relevance is None or hit.relevance >= GOOD_MATCH
 
 
@@ -159,8 +166,10 @@ def validate_k(k: int) -> int:
 class Searcher:
     """Searches one library with its bundle. Thread-safe for concurrent queries."""
 
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, fusion: TrustFusion | None = None) -> None:
+        """``fusion``: how signals are weighed (default: the one fitted for the library's bundle)."""
         self.lib = library
+        self._fusion = fusion
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -198,7 +207,7 @@ class Searcher:
                                           name=None if fid not in names else 0.0)
                             for fid, _, share in kw[:k]}
                 best = {fid: (sc, 0.0, None) for fid, sc, _ in kw[:k]}
-                return self._hits(conn, best, k, evidence, model, parsed)
+                return self._hits(conn, best, k, evidence, mode, parsed)
         if not free.strip():  # only field filters: the keyword ranking is all there is
             return self.search(query, k, filters, "keywords") if mode == "both" else []
         cvec, nvec = self.lib.embed_query(free)
@@ -206,8 +215,27 @@ class Searcher:
             best = self._content_best(cvec, k, filters, set())
             with self.lib.engine.connect() as conn:
                 evidence = {fid: Evidence(content=v[0]) for fid, v in best.items()}
-                return self._hits(conn, best, k, evidence, model, parsed)
-        pool = max(CANDIDATES, 4 * k)
+                return self._hits(conn, best, k, evidence, mode, parsed)
+        content, evidence = self._evidence(cvec, nvec, kw, filters, max(CANDIDATES, 4 * k))
+        with self.lib.engine.connect() as conn:
+            best = {}
+            for fid, ev in evidence.items():
+                s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
+                best[fid] = (model.probability(ev), s0, e0)
+            return self._hits(conn, best, k, evidence, mode, parsed)
+
+    def evidence(self, query: str, filters: Filters | None = None, pool: int = CANDIDATES) -> dict[int, Evidence]:
+        """Every signal for the candidate files of a query (the union of the ``pool`` best by sound, by
+        the meaning of their words and by keywords): what fusion ranks, and what ``fit_fusion`` learns from."""
+        parsed = keyword.parse_query(query)
+        filters = filters or Filters()
+        with self.lib.engine.connect() as conn:
+            kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
+        cvec, nvec = self.lib.embed_query(parsed.free_text or query)
+        return self._evidence(cvec, nvec, kw, filters, pool)[1]
+
+    def _evidence(self, cvec: np.ndarray, nvec: np.ndarray, kw: list[tuple[int, float, float]],
+                  filters: Filters, pool: int) -> tuple[dict[int, tuple[float, float, float]], dict[int, Evidence]]:
         content = self._content_best(cvec, pool, filters, set())
         named = self.lib.name_index.search(nvec, pool)
         with self.lib.engine.connect() as conn:
@@ -219,23 +247,19 @@ class Searcher:
             missing = [fid for fid in candidates if fid not in content]
             content.update(self._content_scores(conn, cvec, missing))
             texts = db.file_text_vectors(conn, candidates, NAME_ENCODER_ID, NAME_DIM)
-            evidence = {}
-            for fid in candidates:
-                vec, inf = texts.get(fid, (None, 0.0))
-                evidence[fid] = Evidence(
-                    content=content[fid][0] if fid in content else None,
-                    name=float(vec @ nvec) if vec is not None and vec.any() else None,
-                    informativeness=inf, lexical=lexical.get(fid, 0.0),
-                )
-            best = {}
-            for fid in candidates:
-                s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
-                best[fid] = (model.probability(evidence[fid]), s0, e0)
-            return self._hits(conn, best, k, evidence, model, parsed)
+        evidence = {}
+        for fid in candidates:
+            vec, inf = texts.get(fid, (None, 0.0))
+            evidence[fid] = Evidence(
+                content=content[fid][0] if fid in content else None,
+                name=float(vec @ nvec) if vec is not None and vec.any() else None,
+                informativeness=inf, lexical=lexical.get(fid, 0.0),
+            )
+        return content, evidence
 
     @property
     def fusion(self) -> TrustFusion:
-        return fusion_for(self.lib.bundle)
+        return self._fusion or fusion_for(self.lib.bundle)
 
     def search_text(self, query: str, k: int = 20, filters: Filters | None = None) -> list[Hit]:
         """Content-only search: rank files by how well their best window matches the text."""
@@ -251,11 +275,22 @@ class Searcher:
         """Files that sound like ``path`` (or its region ``[start_s, end_s)``), excluding itself."""
         validate_k(k)
         path = Path(path).expanduser().resolve()
+        for name, v in (("start", start_s), ("end", end_s)):
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise QueryError(f"the region {name} must be a number of seconds >= 0, got {v}")
         if start_s is not None and end_s is not None and end_s <= start_s:
             raise QueryError(f"the region end ({end_s}s) must be after its start ({start_s}s)")
         fid, qvecs = self._stored_vectors(path, start_s, end_s)
         if qvecs is None:
+            if start_s is not None:
+                from engine.audio import probe
+
+                duration = probe(path).duration_s
+                if start_s >= duration:
+                    raise QueryError(f"the region starts at {start_s}s but {path.name} lasts {duration:.2f}s")
             qvecs = self._embed_file(path, start_s, end_s)
+        if not np.isfinite(qvecs).all():
+            raise QueryError(f"{path} contains NaN or infinite samples; it cannot be compared")
         if len(qvecs) > MAX_QUERY_WINDOWS:
             qvecs = qvecs[np.linspace(0, len(qvecs) - 1, MAX_QUERY_WINDOWS).round().astype(int)]
         return self.search_vectors(qvecs, k, filters, exclude={fid} if fid is not None else set())
@@ -338,6 +373,8 @@ class Searcher:
             if got is None:
                 continue
             fid, s, e = got
+            if not np.isfinite(sc):
+                continue
             if fid in best or fid in exclude or (allowed is not None and fid not in allowed):
                 continue
             best[fid] = (float(sc), s, e)
@@ -367,7 +404,7 @@ class Searcher:
         return best
 
     def _hits(self, conn, best: dict[int, tuple[float, float, float]], k: int,
-              evidence: dict[int, Evidence] | None = None, model: LogisticModel | None = None,
+              evidence: dict[int, Evidence] | None = None, mode: str | None = None,
               parsed: keyword.ParsedQuery | None = None) -> list[Hit]:
         top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         if not top:
@@ -394,9 +431,9 @@ class Searcher:
                 duration_s=float(r.duration_s or 0.0), sample_rate=r.sample_rate, channels=r.channels,
                 format=r.format, file_id=fid, metadata=meta,
             )
-            if evidence is not None and model is not None:
+            if evidence is not None and mode is not None:
                 ev = evidence.get(fid, Evidence())
-                hit.relevance = 100.0 * model.probability(ev)
+                hit.relevance = self.fusion.relevance(mode, ev)
                 hit.matched_by = explain(ev, self.fusion, r.rel_path, r.root, meta, parsed)
             hits.append(hit)
         return hits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -37,6 +38,15 @@ def library_status(lib: Library, *, failed_limit: int | None = 20) -> dict:
         if failed_limit is not None:
             q = q.limit(failed_limit)
         failed = [{"path": str(Path(r) / rel), "reason": reason, "message": msg} for r, rel, reason, msg in conn.execute(q)]
+        # What the last scan of each folder could not read (unreadable folders, broken links, bad names).
+        scan_failed = []
+        for _key, value in conn.execute(select(db.Meta.key, db.Meta.value).where(db.Meta.key.like("scan_errors:%"))):
+            try:
+                scan_failed.extend({"path": p, "reason": "scan", "message": m} for p, m in json.loads(value))
+            except (ValueError, TypeError):
+                continue
+        if failed_limit is None or len(failed) < failed_limit:
+            failed.extend(scan_failed[: None if failed_limit is None else failed_limit - len(failed)])
         generation = db.generation(conn)
     return {
         "library": str(lib.path),
@@ -48,6 +58,7 @@ def library_status(lib: Library, *, failed_limit: int | None = 20) -> dict:
                    "path": str(b.path)},
         "roots": roots,
         "failed": failed,
+        "scan_errors": len(scan_failed),
         "generation": generation,
         "newer_default": lib.newer_default(),
     }
@@ -64,6 +75,7 @@ def remove_root(lib: Library, folder: Path) -> int:
         db.delete_files(conn, fids, db.generation(conn) + 1)
         db.bump_generation(conn)
         conn.execute(db.Root.__table__.delete().where(db.Root.id == rid))
+        conn.execute(db.Meta.__table__.delete().where(db.Meta.key == f"scan_errors:{rid}"))
     lib.sync_index()
     lib.save_index()
     return len(fids)

@@ -7,9 +7,12 @@ library with the shipped default model, indexes the folder, and saves PNGs into 
 
     app-empty.png      first start: the empty state
     app-indexing.png   indexing in the background, already searchable
-    app-search.png     a query, the selected result previewing with its best match highlighted, and its
-                       metadata in the details panel
-    app-similar.png    "find similar" on a result
+    app-browse.png     the empty search box: the whole library, sorted by a column
+    app-search.png     a query: relevance bars, what each row matched by, the "weaker matches" divider,
+                       the selected result previewing (channel lanes, time grid, best match highlighted)
+                       and its metadata in the details panel
+    app-similar.png    "find similar" on a result: the reference pinned on top, its duplicate marked
+    app-narrow.png     1024×700 with a 300-character query: labels elide, the window keeps its size
     app-categories.png the UCS category browser, searched for "--category-query"
     app-library.png    the library view with the failed files
     app-settings.png   settings with the model card
@@ -106,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="bundle (default: the shipped default)")
     parser.add_argument("--query", default="explosion", help="the query shown in app-search.png")
     parser.add_argument("--category-query", default="door", help="typed into the category browser")
+    parser.add_argument("--long-query", default=(
+        "huge distant explosion rolling across a valley with debris falling on a metal roof, then a "
+        "long low rumble fading out while sirens start far away and a dog barks twice near the camera, "
+        "recorded outdoors at night with light wind in the trees and a little rain on the microphone "
+        "cover, no music, no voices"), help="the query of app-narrow.png")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not CORPUS.is_dir():
@@ -132,6 +140,7 @@ def _shoot(args, tmp: Path) -> int:
 
     from desktop_app.app import EarshotApp, Overrides
     from desktop_app.main import configure_process
+    from desktop_app.results_model import COL
     from desktop_app.settings import SettingsStore
 
     qapp = QApplication.instance() or QApplication(["earshot-app"])
@@ -167,11 +176,25 @@ def _shoot(args, tmp: Path) -> int:
     app.add_folders([str(folder)])
     pump(600, lambda: (app.session.status or {}).get("files", 0) >= args.files // 3)
     QTest.keyClicks(w.search_bar.edit, "door")
-    pump(5, lambda: app.model.rowCount() > 0)
+    app.search.submit("door")
+    pump(30, lambda: app.search.current.kind == "text" and not w.search_bar.busy.text() and app.model.rowCount() > 0)
     save(w, "app-indexing.png")
 
     pump(1800, lambda: not app.writer.busy)
     pump(10, lambda: app.runner.pending == 0)
+    w.failed_notice.hide()
+    w.search_bar.edit.clear()
+    app.search.text_edited("")
+    pump(10, lambda: app.runner.pending == 0 and app.search.current.kind == "browse")
+    w.results.sortByColumn(COL["Duration"], Qt.SortOrder.DescendingOrder)
+    pump(10, lambda: app.runner.pending == 0)
+    w.results.select_row(
+        next((r for r in range(w.results.proxy.rowCount()) if w.results.hit_at(w.results.proxy.index(r, 0)).duration_s < 9), 0)
+    )
+    pump(10, lambda: len(w.waveform.peaks) > 0 and app.runner.pending == 0)
+    pump(0.5)
+    save(w, "app-browse.png")
+    w.results.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
     w.search_bar.edit.clear()
     QTest.keyClicks(w.search_bar.edit, args.query)
     app.search.submit(args.query)
@@ -190,14 +213,39 @@ def _shoot(args, tmp: Path) -> int:
     pump(0.6)
     save(w, "app-search.png")
 
+    # A copy of the selected file elsewhere in the library, so "find similar" has a duplicate to mark.
+    hit = w.results.current_hit()
+    copy = folder / "incoming" / f"{Path(hit.path).stem} (copy){Path(hit.path).suffix}"
+    shutil.copy2(hit.path, copy)
+    app.add_folders([str(folder)])
+    pump(600, lambda: not app.writer.busy)
+    pump(10, lambda: app.runner.pending == 0)
+    w.failed_notice.hide()
+    w.results.select_path(hit.path)
     w.act_similar.trigger()
     pump(10, lambda: app.runner.pending == 0)
-    QTest.keyClick(w.results, Qt.Key.Key_Down)
+    w.results.setFocus()
+    w.results.select_row(1)  # the first candidate, under the pinned reference
+    pump(10, lambda: len(w.waveform.peaks) > 0 and app.runner.pending == 0)
     pump(0.5)
     save(w, "app-similar.png")
 
+    w.resize(1024, 700)
+    w.search_bar.edit.clear()
+    QTest.keyClicks(w.search_bar.edit, args.long_query[:300])
+    app.search.submit(args.long_query[:300])
+    pump(10, lambda: app.runner.pending == 0 and app.search.current.kind == "text")
+    QTest.keyClick(w.search_bar.edit, Qt.Key.Key_Down)
+    pump(0.6)
+    if w.size().width() != 1024:
+        log.error("the window grew to %s with a long query", w.size())
+    save(w, "app-narrow.png")
+    w.resize(1280, 800)
+
     w.act_categories.trigger()
     browser = app.categories.browser
+    if browser.empty_hint.isVisible():  # the demo sounds name no UCS category: browse them all
+        browser.show_all.setChecked(True)
     QTest.keyClicks(browser.search, args.category_query)
     save(browser, "app-categories.png")
     browser.close()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up Earshot in ./.venv (CPU-only torch). Usage: scripts/setup.sh [--dev]
-#   --dev   also install the test/lint tools and the desktop app's system library (PortAudio).
+#   On Debian/Ubuntu as root it also installs the desktop app's system libraries (PortAudio, and the X/OpenGL
+#   libraries Qt's xcb platform plugin loads); otherwise it prints the apt-get command for the missing ones.
+#   --dev   also install the test/lint tools, and (as root) Xvfb + x11-utils for the real-display test.
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.13.0),
 #              TORCH_INDEX_URL (optional, e.g. https://download.pytorch.org/whl/cpu for a CPU wheel).
 set -euo pipefail
@@ -10,9 +12,37 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 dev=0
 [[ "${1:-}" == "--dev" ]] && dev=1
 
-if [[ $dev == 1 ]] && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
-  if ! ldconfig -p | grep -q libportaudio.so.2; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libportaudio2 >/dev/null
+# Debian/Ubuntu package : a shared library it provides. PortAudio for audio previews; the rest is what
+# PySide6's xcb platform plugin and QtWidgets load (ldd on libqxcb.so; desktop_app/qt_platform.py names the
+# same packages when one is missing at start-up).
+system_libs=(
+  libportaudio2:libportaudio.so.2
+  libxcb-cursor0:libxcb-cursor.so.0 libxcb-icccm4:libxcb-icccm.so.4 libxcb-image0:libxcb-image.so.0
+  libxcb-keysyms1:libxcb-keysyms.so.1 libxcb-randr0:libxcb-randr.so.0 libxcb-render-util0:libxcb-render-util.so.0
+  libxcb-shape0:libxcb-shape.so.0 libxcb-xinerama0:libxcb-xinerama.so.0 libxcb-xkb1:libxcb-xkb.so.1
+  libxkbcommon-x11-0:libxkbcommon-x11.so.0 libx11-xcb1:libX11-xcb.so.1 libegl1:libEGL.so.1 libgl1:libGL.so.1
+  libfontconfig1:libfontconfig.so.1 libdbus-1-3:libdbus-1.so.3 libglib2.0-0:libglib-2.0.so.0
+)
+missing=()
+ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)  # /sbin is not on a Debian user's PATH
+if command -v apt-get >/dev/null && [[ -x $ldconfig ]]; then
+  have=$("$ldconfig" -p | awk 'NR > 1 {print $1}')
+  for pair in "${system_libs[@]}"; do
+    grep -qxF "${pair#*:}" <<<"$have" || missing+=("${pair%%:*}")
+  done
+  if [[ $dev == 1 ]]; then
+    command -v Xvfb >/dev/null || missing+=(xvfb)
+    command -v xwininfo >/dev/null || missing+=(x11-utils)
+  fi
+fi
+if (( ${#missing[@]} )); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "Installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  else
+    echo "Note: the desktop app needs system packages that are missing; install them with:" >&2
+    echo "  sudo apt-get install ${missing[*]}" >&2
   fi
 fi
 

@@ -1,6 +1,7 @@
 """``earshot-train``: the training recipe, stage by stage.
 
-Typical order (each command takes ``--config RECIPE.toml``; ``--set section.key=value`` overrides)::
+Typical order (each command takes ``--config RECIPE.toml``; ``--with OTHER.toml`` merges more files over
+it, e.g. another audio backbone; ``--set section.key=value`` overrides)::
 
     earshot-train stage1   --config training/recipes/sfx-small/stage1.toml [--set train.seed=1 --set train.out=…]
     earshot-train teacher  --config training/recipes/sfx-small/teacher.toml     # stage-1 ensemble → soft targets
@@ -42,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
         c.add_argument("--config", required=True, help="recipe TOML file")
         c.add_argument(
+            "--with",
+            dest="overlays",
+            action="append",
+            default=[],
+            metavar="TOML",
+            help="merge another recipe file over --config (e.g. a backbone: passt-roberta/eat.toml)",
+        )
+        c.add_argument(
             "--set",
             dest="overrides",
             action="append",
@@ -71,9 +80,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from training.config import load_recipe
+    from training.config import apply_overrides, overlay, read_recipe_document, recipe_from_dict
 
-    recipe = load_recipe(args.config, args.overrides)
+    doc = read_recipe_document(args.config)
+    for path in args.overlays:
+        doc = overlay(doc, read_recipe_document(path))
+    recipe = recipe_from_dict(apply_overrides(doc, args.overrides))
     device = args.device or recipe.train.device
     if args.device:
         recipe = replace(recipe, train=replace(recipe.train, device=args.device))
@@ -102,7 +114,7 @@ def _dispatch(args: argparse.Namespace, recipe: Any, device: str, progress: bool
     if args.command == "augment":
         from training.teacher import training_clips
 
-        clips = training_clips(recipe, augmented=True)
+        clips = training_clips(recipe, augmented=True, data="finetune")
         log.info("%d training clips after augmentation", len(clips))
         return 0
     if args.command == "teacher":

@@ -55,10 +55,14 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class QueriesConfig:
-    """Multi-relevance ground truth: a CSV with columns ``query``, ``path`` (one row per relevant file)."""
+    """Multi-relevance ground truth. ``format = "pairs"``: a CSV with columns ``query``, ``path`` (one row
+    per relevant file); ``"dcase2025"``: the official DCASE 2025 Task 6 ``metadata_eval.csv``
+    (``query, audio_filenames``, the file names a Python list literal, one row per query). File names are
+    relative to ``audio_root`` (default: the CSV's folder)."""
 
     path: str
     audio_root: str = ""
+    format: str = "pairs"
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,21 @@ class EvalSetConfig:
 
     sources: tuple[SourceConfig, ...] = ()
     queries: QueriesConfig | None = None
+    #: Queries made from captions (without ``queries``, and the single-relevance metrics beside them):
+    #: ``"grouped"`` — one query per distinct caption, relevant to every clip carrying it;
+    #: ``"per_caption"`` — every caption of every clip is its own query with that one clip relevant (the
+    #: DCASE / Clotho protocol, identical captions of two clips included).
+    caption_queries: str = "grouped"
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    """``train``: the sources of stage 1. ``finetune``: the sources of the fine-tuning stages (2, 3) and of
+    the teacher's targets — the published recipe fine-tunes on Clotho development only (empty: ``train``);
+    ``train.data`` chooses per stage."""
+
     train: tuple[SourceConfig, ...] = ()
+    finetune: tuple[SourceConfig, ...] = ()
     eval: dict[str, EvalSetConfig] = field(default_factory=dict)
     #: Longest audio a trainable audio backbone sees in training (seconds; longer clips are cropped).
     max_audio_s: float = 30.0
@@ -148,6 +162,10 @@ class TrainConfig:
     """One training stage. ``out``: the run directory; ``init_from``: a run directory whose weights start
     this stage; ``teacher``: the teacher directory (distillation); ``max_steps`` > 0 stops early (tests).
     ``augment``: train on the augmented set and caption variants of ``[augment]`` (stages 2 and 3).
+    ``data``: which sources this stage trains on — ``"train"``, ``"finetune"`` or ``"auto"`` (stage 1:
+    ``data.train``, stages 2 and 3: ``data.finetune`` when it is set). ``decay_epochs`` > 0: the cosine
+    decay spans that many epochs after warm-up, then the rate stays at ``lr_end`` (the DCASE baseline:
+    1 + 15 of 20 epochs); 0: it spans every remaining epoch.
     ``batch_size`` is the global batch (all processes, all accumulation steps). ``amp``: ``"auto"``
     (bf16 on GPUs that support it, else fp16, off on CPU), ``"bf16"``, ``"fp16"`` or ``"off"``.
     ``select``: which epoch's weights become the stage's ``model.safetensors`` (``"best"`` validation
@@ -160,6 +178,7 @@ class TrainConfig:
     init_from: str = ""
     teacher: str = ""
     augment: bool = False
+    data: str = "auto"
     epochs: int = 20
     max_steps: int = 0
     batch_size: int = 64
@@ -167,6 +186,7 @@ class TrainConfig:
     lr: float = 2e-5
     lr_end: float = 1e-7
     warmup_epochs: float = 1.0
+    decay_epochs: float = 0.0
     weight_decay: float = 0.01
     clip_grad_norm: float = 0.0
     amp: str = "auto"
@@ -199,6 +219,9 @@ class LLMConfig:
     temperature: float = 0.7
     max_tokens: int = 200
     cache: str = ""
+    #: Refuse to build the augmented set without an endpoint (the published recipe's back-translations and
+    #: mixed captions come from an LLM); false: the rule-based fallback is accepted, logged and recorded.
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,7 +229,8 @@ class AugmentConfig:
     """Data augmentation (stage 2 and 3).
 
     ``text_p``: probability that a training caption is replaced by one of ``text_variants`` precomputed
-    word-deletion / synonym-replacement variants. ``backtranslations``: back-translated captions per
+    word-deletion / synonym-replacement variants; ``word_delete``: ``"one"`` (drop exactly one random
+    word, the published recipe) or ``"bernoulli"`` (drop each word with ``word_delete_p``). ``backtranslations``: back-translated captions per
     training caption (through a random language of ``languages``). ``mixes``: number of mixed clips (two
     clips summed with the second at a random gain in ``mix_gain_db``, captions merged). ``out``: where
     the augmented set is stored (default ``<teacher dir>/augment``).
@@ -214,6 +238,7 @@ class AugmentConfig:
 
     text_p: float = 0.0
     text_variants: int = 4
+    word_delete: str = "bernoulli"
     word_delete_p: float = 0.15
     backtranslations: int = 0
     languages: tuple[str, ...] = ("French", "German", "Spanish", "Italian", "Japanese", "Korean", "Chinese")
@@ -234,8 +259,16 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class ClusteringConfig:
-    """Caption clusters for the cluster-classification heads. ``source``: ``"teacher"`` (mean teacher text
-    embeddings) or ``"text_backbone"`` (frozen backbone features); ``method``: ``"kmeans"``."""
+    """Caption clusters for the cluster-classification heads.
+
+    ``source``: ``"teacher"`` (mean teacher text embeddings), ``"text_backbone"`` (the recipe's frozen
+    text backbone) or ``"text_encoder"`` (the text backbone ``encoder = {arch, config}`` of the engine's
+    registry, with pretrained weights, each caption prefixed by ``prefix`` — the published recipe:
+    e5-large-v2 with ``"query: "``). ``method``: ``"kmeans"`` (spherical, ``k`` clusters), ``"hdbscan"``
+    or ``"umap_hdbscan"`` (UMAP to ``umap_dim`` dimensions with ``umap_neighbors`` neighbours, then
+    HDBSCAN with ``min_cluster_size``, 0: ``N // (4k)``; needs ``umap-learn``). ``k`` is the size of the
+    classification heads: HDBSCAN may find fewer clusters, never more.
+    """
 
     method: str = "kmeans"
     k: int = 32
@@ -243,6 +276,11 @@ class ClusteringConfig:
     seed: int = 0
     iters: int = 100
     n_init: int = 4
+    encoder: dict = field(default_factory=dict)
+    prefix: str = ""
+    umap_dim: int = 5
+    umap_neighbors: int = 15
+    min_cluster_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -257,14 +295,17 @@ class EvalConfig:
 @dataclass(frozen=True)
 class EnsembleConfig:
     """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``;
-    ``max_members`` (0: no limit): at most this many members get a non-zero weight (each one adds
-    ``embed_dim`` dimensions to every stored vector)."""
+    ``search``: how the weights are found; ``max_members`` (0: no limit; grid search only): at most this
+    many members get a non-zero weight (each one adds ``embed_dim`` dimensions to every stored vector)."""
 
     members: tuple[str, ...] = ()
     eval_set: str = "val"
     step: float = 0.1
     metric: str = "map@16"
     out: str = ""
+    #: ``"auto"`` (the full grid when it is small, else coordinate ascent), ``"grid"``, ``"coordinate"``
+    #: or ``"uniform"`` (see :mod:`training.ensemble`).
+    search: str = "auto"
     max_members: int = 0
 
 
@@ -322,6 +363,17 @@ class Recipe:
             raise RecipeError("train.batch_size must be >= 2, grad_accum >= 1 and epochs >= 1")
         if t.amp not in ("auto", "bf16", "fp16", "off"):
             raise RecipeError(f"train.amp must be auto, bf16, fp16 or off, not {t.amp!r}")
+        if t.data not in ("auto", "train", "finetune"):
+            raise RecipeError(f"train.data must be auto, train or finetune, not {t.data!r}")
+        if t.decay_epochs < 0:
+            raise RecipeError("train.decay_epochs must not be negative")
+        if self.augment.word_delete not in ("one", "bernoulli"):
+            raise RecipeError(f"augment.word_delete must be one or bernoulli, not {self.augment.word_delete!r}")
+        for name, es in self.data.eval.items():
+            if es.caption_queries not in ("grouped", "per_caption"):
+                raise RecipeError(f"data.eval.{name}.caption_queries must be grouped or per_caption")
+            if es.queries is not None and es.queries.format not in ("pairs", "dcase2025"):
+                raise RecipeError(f"data.eval.{name}.queries.format must be pairs or dcase2025")
         if t.select not in ("best", "last"):
             raise RecipeError(f"train.select must be best or last, not {t.select!r}")
         if self.loss.tau <= 0:
@@ -459,6 +511,34 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge an overlay file (``--with``) over a recipe: like :func:`merge`, except that the tables the
+    overlay lists in ``replace = ["model.audio_backbone", …]`` replace the base's tables wholesale (so a
+    backbone's ``config`` does not inherit another backbone's keys)."""
+    over = dict(over)
+    paths = over.pop("replace", [])
+    if isinstance(paths, str):
+        paths = [paths]
+    out = dict(base)
+    for path in paths:
+        keys = str(path).split(".")
+        node: Any = over
+        for k in keys:
+            node = node.get(k) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            raise RecipeError(f"the overlay's replace names {path!r}, which it does not define as a table")
+        parent = out
+        chain = []
+        for k in keys[:-1]:
+            chain.append((parent, k))
+            parent = dict(parent.get(k, {})) if isinstance(parent.get(k), Mapping) else {}
+        parent[keys[-1]] = dict(node)
+        for holder, k in reversed(chain):
+            holder[k] = parent
+            parent = holder
+    return merge(out, over)
 
 
 def read_recipe_document(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -75,6 +76,57 @@ def search_weights(
     return best[0], best[1]
 
 
+def grid_size(n: int, step: float) -> int:
+    """Points of :func:`weight_grid` for ``n`` members: ``C(1/step + n - 1, n - 1)``."""
+    return math.comb(round(1.0 / step) + n - 1, n - 1)
+
+
+def coordinate_weights(
+    member_scores: Sequence[np.ndarray],
+    offsets: np.ndarray,
+    relevant: Sequence[set[int]],
+    *,
+    step: float = 0.1,
+    metric: str = "map@16",
+    rounds: int = 10,
+) -> tuple[tuple[float, ...], float]:
+    """Coordinate ascent for many members (where the full grid is too large): start from uniform
+    weights; repeatedly move ``step`` of weight from one member to another when that raises the metric
+    (the best such move per round), until no move helps or ``rounds`` × members moves were made.
+    Weights stay non-negative and sum to 1."""
+    stacked = np.stack([np.asarray(s, dtype=np.float32) for s in member_scores])
+    n = len(stacked)
+
+    def value(w: np.ndarray) -> float:
+        fused = np.tensordot(w.astype(np.float32), stacked, axes=1)
+        return _metric(clip_scores(fused, offsets), relevant, metric)
+
+    w = np.full(n, 1.0 / n)
+    best = value(w)
+    for _ in range(rounds * n):
+        move: tuple[float, np.ndarray] | None = None
+        for i in range(n):
+            for j in range(n):
+                if i == j or w[j] < step - 1e-9:
+                    continue
+                cand = w.copy()
+                cand[i] += step
+                cand[j] -= step
+                v = value(cand)
+                if v > best + 1e-12 and (move is None or v > move[0]):
+                    move = (v, cand)
+        if move is None:
+            break
+        best, w = move
+    return tuple(float(x) for x in np.clip(w, 0.0, None)), best
+
+
+#: Ensemble weight searches: ``grid`` (every point of the step grid), ``coordinate`` (ascent from uniform
+#: weights), ``uniform`` (equal weights, no search); ``auto``: grid up to :data:`MAX_GRID` points.
+SEARCHES = ("auto", "grid", "coordinate", "uniform")
+MAX_GRID = 20000
+
+
 def run_ensemble(recipe: Recipe, device: str = "cpu") -> dict:
     """Score the validation set with every member, search the weights, write ``<out>/ensemble.json``."""
     e = recipe.ensemble
@@ -104,9 +156,24 @@ def run_ensemble(recipe: Recipe, device: str = "cpu") -> dict:
         singles.append(retrieval_metrics(clip_scores(s, off), eval_set.relevant))
         log.info("member %s: map@16 %.2f", member, 100 * singles[-1]["map@16"])
     assert offsets is not None
-    weights, value = search_weights(
-        scores, offsets, eval_set.relevant, step=e.step, metric=e.metric, max_members=e.max_members
-    )
+    search = e.search
+    if search == "auto":
+        search = "grid" if grid_size(len(scores), e.step) <= MAX_GRID else "coordinate"
+    if e.max_members > 0 and search != "grid":
+        raise EarshotError(f"ensemble.max_members needs search = \"grid\" (this one is {search!r})")
+    if search == "grid":
+        weights, value = search_weights(
+            scores, offsets, eval_set.relevant, step=e.step, metric=e.metric, max_members=e.max_members
+        )
+    elif search == "coordinate":
+        weights, value = coordinate_weights(scores, offsets, eval_set.relevant, step=e.step, metric=e.metric)
+    elif search == "uniform":
+        weights = tuple(1.0 / len(scores) for _ in scores)
+        fused = np.tensordot(np.asarray(weights, dtype=np.float32), np.stack(scores), axes=1)
+        value = _metric(clip_scores(fused, offsets), eval_set.relevant, e.metric)
+    else:
+        raise EarshotError(f"ensemble.search must be one of {SEARCHES}, not {e.search!r}")
+    log.info("ensemble: %s search over %d members", search, len(scores))
     fused = np.tensordot(np.asarray(weights, dtype=np.float32), np.stack(scores), axes=1)
     metrics = retrieval_metrics(clip_scores(fused, offsets), eval_set.relevant)
     doc = {
@@ -117,6 +184,7 @@ def run_ensemble(recipe: Recipe, device: str = "cpu") -> dict:
         "metrics": metrics,
         "single": [{"run": str(m), **s} for m, s in zip(e.members, singles, strict=True)],
         "grid_step": e.step,
+        "search": search,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_json(Path(e.out) / ENSEMBLE_FILE, doc)

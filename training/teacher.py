@@ -1,6 +1,7 @@
 """Teacher soft targets for distillation, computed once from the stage-1 ensemble and stored.
 
-``build_teacher`` embeds every training clip (augmented set included) and every caption with each
+``build_teacher`` embeds every clip of the fine-tuning stages (``data.finetune``, else ``data.train``;
+augmented set included) and every caption with each
 stage-1 member (``teacher.members``) and writes ``teacher.safetensors`` (per member ``m<i>.audio``
 float16 ``[rows, d]``, ``m<i>.offsets`` int64 ``[clips + 1]``, ``m<i>.text`` float16 ``[texts, d]``) and
 ``teacher.json`` (members, clip keys, texts). In training, :class:`TeacherTargets` turns a batch's
@@ -29,7 +30,7 @@ from training.augment.augmented import (
     build_augmented_set,
     needs_augmented_set,
 )
-from training.config import Recipe
+from training.config import Recipe, SourceConfig
 from training.data.pairs import build_pairs
 from training.data.readers import Clip, check_audio_exists, read_sources
 from training.embedding import Embedder
@@ -46,13 +47,34 @@ def normaliser(recipe: Recipe):
     return partial(normalise_text, rules=recipe.model.text_normalisation)
 
 
-def training_clips(recipe: Recipe, *, augmented: bool) -> list[Clip]:
-    """The recipe's training clips (missing audio dropped), plus the augmented set when ``augmented`` and
-    the recipe asks for back-translations or mixes (built and stored on first use)."""
-    clips = check_audio_exists(read_sources(recipe.data.train), "training clips")
+def stage_sources(recipe: Recipe, data: str | None = None) -> tuple[SourceConfig, ...]:
+    """The training sources of a stage: ``data`` (default ``recipe.train.data``) is ``"train"``,
+    ``"finetune"`` or ``"auto"`` (stage 1 → ``data.train``; stages 2, 3 → ``data.finetune``). An empty
+    ``data.finetune`` falls back to ``data.train``."""
+    data = data or recipe.train.data
+    if data == "auto":
+        data = "train" if recipe.train.stage == "stage1" else "finetune"
+    if data == "finetune" and recipe.data.finetune:
+        return recipe.data.finetune
+    return recipe.data.train
+
+
+def training_clips(recipe: Recipe, *, augmented: bool, data: str | None = None) -> list[Clip]:
+    """The training clips of ``stage_sources(recipe, data)`` (missing audio dropped), plus the augmented
+    set when ``augmented`` and the recipe asks for back-translations or mixes (built and stored on first
+    use)."""
+    sources = stage_sources(recipe, data)
+    clips = check_audio_exists(read_sources(sources), "training clips")
     if not clips:
-        raise EarshotError("the recipe's training data (data.train) holds no clips")
+        raise EarshotError("the stage's training data (data.train / data.finetune) holds no clips")
     if augmented and needs_augmented_set(recipe.augment):
+        llm = recipe.augment.llm
+        if llm.required and not (llm.base_url and llm.model):
+            raise EarshotError(
+                "augment.llm.required: back-translations and mixed captions need a language model — set "
+                "augment.llm.base_url and augment.llm.model (an OpenAI-compatible endpoint), or accept the "
+                "rule-based fallback with --set augment.llm.required=false"
+            )
         rows = build_augmented_set(clips, recipe.augment, augment_dir(recipe), normaliser(recipe))
         clips = apply_augmented_set(clips, rows)
     return clips
@@ -65,7 +87,7 @@ def build_teacher(recipe: Recipe, device: str | torch.device = "cpu") -> Path:
     if not recipe.teacher.out:
         raise EarshotError("teacher.out names no directory for the teacher's targets")
     out = Path(recipe.teacher.out)
-    clips = training_clips(recipe, augmented=True)
+    clips = training_clips(recipe, augmented=True, data="finetune")
     texts = build_pairs(clips, normaliser(recipe)).texts
     tensors: dict[str, torch.Tensor] = {}
     kept: set[str] | None = None

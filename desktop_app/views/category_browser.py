@@ -7,6 +7,7 @@ from PySide6.QtCore import QEvent, QModelIndex, QObject, QSortFilterProxyModel, 
 from PySide6.QtGui import QKeyEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDialog,
     QFrame,
     QHBoxLayout,
@@ -57,8 +58,18 @@ class CategoryBrowser(QDialog):
         head = self.tree.header()
         head.setStretchLastSection(False)
         head.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        head.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        self.tree.setColumnWidth(1, 110)
+        head.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        head.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
+        self.tree.setColumnWidth(2, 110)
+        self.show_all = QCheckBox("Also categories this library has no files in", self)
+        self.show_all.setVisible(False)
+        self.empty_hint = QLabel(
+            "No file of this library names a UCS category yet (in its metadata or a UCS file name such as "
+            "DOORWood_Creak Open_JD_Barn.wav). Tick the box to browse every UCS category.",
+            self,
+        )
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setVisible(False)
         self.info = QLabel("", self)
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -83,6 +94,8 @@ class CategoryBrowser(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(self.search)
         lay.addWidget(self.tree, 1)
+        lay.addWidget(self.empty_hint)
+        lay.addWidget(self.show_all)
         lay.addWidget(info_box)
         lay.addLayout(buttons)
 
@@ -94,6 +107,19 @@ class CategoryBrowser(QDialog):
         self.any_button.clicked.connect(lambda: self.chosen.emit(""))
         self.close_button.clicked.connect(self.close)
         self._current_changed(QModelIndex())
+
+    def set_source(self, model: QStandardItemModel) -> None:
+        """Show another category tree (the counts changed), keeping the search text."""
+        self.proxy.setSourceModel(model)
+        self._filter(self.search.text())
+
+    def set_counted(self, counted: bool) -> None:
+        """With file counts: the Files column and the "show all" box appear (and a hint when the library
+        has no categorised file at all)."""
+        self.tree.setColumnHidden(1, not counted)
+        self.show_all.setVisible(counted)
+        source = self.proxy.sourceModel()
+        self.empty_hint.setVisible(counted and not self.show_all.isChecked() and source.rowCount() == 0)
 
     # -- display --------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from html import escape
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from desktop_app.details import Details
+from desktop_app.details import Details, breakable
+from desktop_app.views.elided_label import ElidedLabel
 
 EMPTY_TEXT = "Select a result to see what its file says about itself."
 
@@ -19,19 +20,18 @@ class DetailsPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumWidth(180)
-        self.title = QLabel("", self)
+        self.setMinimumWidth(160)
+        self.title = ElidedLabel("", self, mode=Qt.TextElideMode.ElideMiddle)
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body = QLabel(EMPTY_TEXT, self)
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.category_button = QPushButton("", self)
+        self.category_button.setMinimumWidth(40)
         self.category_button.setToolTip("Filter the results by this category")
         self.category_button.hide()
         inner = QWidget(self)
@@ -60,7 +60,7 @@ class DetailsPanel(QFrame):
         else:
             self.body.setText(
                 "".join(
-                    f"<p style='margin:0 0 6px 0'><b>{escape(label)}</b><br>{escape(text).replace('/', '/&#8203;')}</p>"
+                    f"<p style='margin:0 0 6px 0'><b>{escape(label)}</b><br>{escape(breakable(text))}</p>"
                     for label, text in d.rows
                 )
             )

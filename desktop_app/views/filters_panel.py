@@ -1,4 +1,5 @@
-"""Filters: duration range, sample rate, channels, format, folder, category. Emits ``changed(Filters)``."""
+"""Filters: duration range, sample rate, channels, bit depth, format, folder, category. Emits
+``changed(ViewFilters)``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.view_filters import ViewFilters
 from engine.search import Filters
 
 RATES = [
@@ -26,6 +28,14 @@ RATES = [
     ("≥ 176.4 kHz", (176400, 192000)),
 ]
 CHANNELS = [("any channels", ()), ("mono", (1,)), ("stereo", (2,)), ("multichannel", (3, 4, 5, 6, 7, 8))]
+BIT_DEPTHS = [
+    ("any depth", ()),
+    ("16-bit", (16,)),
+    ("24-bit", (24,)),
+    ("32-bit", (32,)),
+    ("≥ 24-bit", (24, 32)),
+    ("8-bit", (8,)),
+]
 FORMATS = [
     ("any format", ()),
     ("WAV", ("wav",)),
@@ -38,7 +48,7 @@ FORMATS = [
 
 
 class FiltersPanel(QWidget):
-    changed = Signal(object)  # Filters
+    changed = Signal(object)  # ViewFilters
     browse_categories = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -49,11 +59,11 @@ class FiltersPanel(QWidget):
         self.max_dur = self._spin("longest length in seconds (0: any)")
         self.rate = self._combo(RATES)
         self.channels = self._combo(CHANNELS)
+        self.bits = self._combo(BIT_DEPTHS)
+        self.bits.setToolTip("Bits per sample (lossy files such as Ogg and MP3 have none)")
         self.format = self._combo(FORMATS)
         self.folder = QComboBox(self)
         self.folder.addItem("all folders", None)
-        self.folder.setMinimumContentsLength(18)
-        self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.category = QLineEdit(self)
         self.category.setPlaceholderText("any category")
         self.category.setClearButtonEnabled(True)
@@ -61,23 +71,34 @@ class FiltersPanel(QWidget):
             "Only files of this UCS category (e.g. DOORS) or CatID (e.g. DOORWood), from their "
             "metadata or UCS file names"
         )
-        self.category.setMinimumWidth(self.category.fontMetrics().horizontalAdvance("M") * 11)
+        self.category.setMinimumWidth(self.category.fontMetrics().horizontalAdvance("M") * 5)
         self.browse = QToolButton(self)
         self.browse.setText("Categories…")
         self.browse.setToolTip("Browse the UCS categories (Ctrl+Shift+K)")
         self.reset = QToolButton(self)
-        self.reset.setText("Clear filters")
+        self.reset.setText("Clear")
+        self.reset.setToolTip("Clear all filters")
         lay.addWidget(QLabel("Length", self))
         lay.addWidget(self.min_dur)
         lay.addWidget(QLabel("–", self))
         lay.addWidget(self.max_dur)
-        for w in (self.rate, self.channels, self.format, self.folder, self.category, self.browse):
+        for w in (self.rate, self.channels, self.bits, self.format, self.folder, self.category, self.browse):
             lay.addWidget(w)
         lay.addWidget(self.reset)
         lay.addStretch(1)
+        # At 1024 px the row must fit: every box may shrink below its longest item (text elides).
+        em = self.fontMetrics().horizontalAdvance("M")
+        self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.folder.setMinimumContentsLength(9)  # a long path must not make the box wide
+        for c in (self.rate, self.channels, self.bits, self.format, self.folder):
+            c.setMinimumWidth(em * 4)
+        for spin in (self.min_dur, self.max_dur):
+            spin.setMinimumWidth(em * 4)
+            spin.setMaximumWidth(em * 6)
+        self.category.setMaximumWidth(em * 9)
         for spin in (self.min_dur, self.max_dur):
             spin.valueChanged.connect(self._emit)
-        for combo in (self.rate, self.channels, self.format, self.folder):
+        for combo in (self.rate, self.channels, self.bits, self.format, self.folder):
             combo.currentIndexChanged.connect(self._emit)
         self.category.editingFinished.connect(self._emit)
         self.category.textChanged.connect(lambda t: None if t.strip() else self._emit())  # ✕ clears at once
@@ -142,6 +163,7 @@ class FiltersPanel(QWidget):
             self.max_dur,
             self.rate,
             self.channels,
+            self.bits,
             self.format,
             self.folder,
             self.category,
@@ -150,14 +172,17 @@ class FiltersPanel(QWidget):
             w.blockSignals(True)
         self.min_dur.setValue(0)
         self.max_dur.setValue(0)
-        for c in (self.rate, self.channels, self.format, self.folder):
+        for c in (self.rate, self.channels, self.bits, self.format, self.folder):
             c.setCurrentIndex(0)
         self.category.clear()
         for w in widgets:
             w.blockSignals(False)
         self._emit()
 
-    def filters(self) -> Filters:
+    def filters(self) -> ViewFilters:
+        return ViewFilters(self.engine_filters(), tuple(self.bits.currentData() or ()))
+
+    def engine_filters(self) -> Filters:
         rate = self.rate.currentData()
         return Filters(
             min_duration=self.min_dur.value() or None,

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.results_model import ResultsModel
 from desktop_app.views.details_panel import DetailsPanel
+from desktop_app.views.elided_label import ElidedLabel
 from desktop_app.views.filters_panel import FiltersPanel
 from desktop_app.views.panels import EmptyState, IndexingBar, NoticeBanner, TransportBar
 from desktop_app.views.results_view import ResultsView
@@ -31,12 +32,17 @@ def _dropped_folders(event: QDropEvent | QDragEnterEvent) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).is_dir()]
 
 
+DETAILS_AUTO_HIDE_W = 1150  # narrower windows fold the details panel away (Ctrl+I opens it anyway)
+
+
 class MainWindow(QMainWindow):
     folders_dropped = Signal(list)
     closing = Signal()
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._details_wanted = True
+        self._details_forced = False
         self.setWindowTitle("Earshot")
         self.resize(1180, 760)
         self.setAcceptDrops(True)
@@ -47,12 +53,13 @@ class MainWindow(QMainWindow):
         self.filters = FiltersPanel(self)
         self.results = ResultsView(model, self)
         self.results.addActions([self.act_play, self.act_similar, self.act_reveal, self.act_copy])
-        self.results_label = QLabel("", self)
+        self.results_label = ElidedLabel("", self)
         self.details = DetailsPanel(self)
         self.transport = TransportBar(self)
         self.waveform = WaveformView(self)
         self.audio_notice = NoticeBanner(self)
         self.notice = NoticeBanner(self)
+        self.failed_notice = NoticeBanner(self)  # "N files could not be indexed" → the library view
         self.indexing = IndexingBar(self)
 
         player = QWidget(self)
@@ -65,8 +72,10 @@ class MainWindow(QMainWindow):
         self.side_splitter.addWidget(self.details)
         self.side_splitter.setStretchFactor(0, 1)
         self.side_splitter.setStretchFactor(1, 0)
-        self.side_splitter.setSizes([880, 280])
+        self.side_splitter.setSizes([940, 240])
         self.side_splitter.setCollapsible(0, False)
+        self.side_splitter.setCollapsible(1, True)  # drag it shut, or Ctrl+I
+        self.side_splitter.splitterMoved.connect(self._side_moved)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(self.side_splitter)
         self.splitter.addWidget(player)
@@ -91,10 +100,13 @@ class MainWindow(QMainWindow):
         cl.setSpacing(2)
         cl.addWidget(self.audio_notice)
         cl.addWidget(self.notice)
+        cl.addWidget(self.failed_notice)
         cl.addWidget(self.pages, 1)
         cl.addWidget(self.indexing)
         self.setCentralWidget(central)
-        self.status_label = QLabel("", self)
+        self.status_label = QLabel("", self)  # rich text: "N failed" links to the library view
+        self.status_label.setTextFormat(Qt.TextFormat.RichText)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
         self.statusBar().addPermanentWidget(self.status_label)
         self.search_menu.addSeparator()  # the mode switch's actions belong to the search bar
         self.search_menu.addActions(self.search_bar.mode_group.actions())
@@ -132,6 +144,9 @@ class MainWindow(QMainWindow):
         )
         self.act_details.setCheckable(True)
         self.act_details.setChecked(True)
+        self.act_zoom_in = act("Zoom &in", tip="+ (or the mouse wheel on the waveform)")
+        self.act_zoom_out = act("Zoom &out", tip="-")
+        self.act_zoom_fit = act("&Whole file", tip="Show the whole waveform")
         for a in (self.act_similar, self.act_reveal, self.act_copy):
             a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         bar = self.menuBar()
@@ -146,6 +161,8 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Result")
         m.addActions([self.act_play, self.act_loop, self.act_similar, self.act_reveal, self.act_copy])
         m.addSeparator()
+        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit])
+        m.addSeparator()
         m.addAction(self.act_details)
 
     # -- state ----------------------------------------------------------------------------------
@@ -158,6 +175,7 @@ class MainWindow(QMainWindow):
         return self.pages.currentIndex() == 0
 
     def set_status(self, text: str) -> None:
+        """``text``: rich text (the status line, with a link for failed files)."""
         self.status_label.setText(text)
 
     def show_message(self, text: str, ms: int = 8000) -> None:
@@ -167,8 +185,36 @@ class MainWindow(QMainWindow):
         self.results_label.setText(text)
 
     def show_details_panel(self, on: bool) -> None:
-        self.details.setVisible(on)
-        self.act_details.setChecked(on)
+        """The user's choice (Ctrl+I, the setting). Below :data:`DETAILS_AUTO_HIDE_W` pixels the panel
+        folds away by itself, unless the user opened it at that width."""
+        self._details_wanted = on
+        self._details_forced = on and self.width() < DETAILS_AUTO_HIDE_W
+        self._apply_details()
+
+    def _apply_details(self) -> None:
+        narrow = self.width() < DETAILS_AUTO_HIDE_W
+        on = self._details_wanted and (not narrow or self._details_forced)
+        if on:
+            sizes = self.side_splitter.sizes()
+            if sizes[1] < self.details.minimumWidth():  # collapsed by dragging: open it again
+                total = sum(sizes)
+                self.side_splitter.setSizes([max(0, total - 240), 240])
+        if on != self.details.isVisibleTo(self):
+            self.details.setVisible(on)
+        self.act_details.blockSignals(True)
+        self.act_details.setChecked(on)  # the action shows what is on screen
+        self.act_details.blockSignals(False)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.width() >= DETAILS_AUTO_HIDE_W:
+            self._details_forced = False
+        self._apply_details()
+
+    def _side_moved(self, pos: int, index: int) -> None:
+        shut = self.side_splitter.sizes()[1] == 0
+        if shut == self.act_details.isChecked():
+            self.act_details.setChecked(not shut)  # the app records it (settings.show_details)
 
     # -- drag a folder onto the window ----------------------------------------------------------
 

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.formatting import fmt_clock, fmt_eta
+from desktop_app.formatting import fmt_clock, progress_text
+from desktop_app.views.elided_label import ElidedLabel
 from desktop_app.writer import IndexProgress
 
 
@@ -66,18 +67,18 @@ class IndexingBar(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
-        self.label = QLabel("", self)
-        self.label.setMinimumWidth(260)
+        self.label = ElidedLabel("", self)
+        self.label.setMinimumWidth(200)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
-        self.current = QLabel("", self)
+        self.bar.setMinimumWidth(80)
+        self.current = ElidedLabel("", self, mode=Qt.TextElideMode.ElideMiddle)
         self.current.setEnabled(False)
-        self.current.setMinimumWidth(120)
         self.button = QPushButton("Cancel", self)
-        lay.addWidget(self.label)
+        lay.addWidget(self.label, 3)
         lay.addWidget(self.bar, 2)
-        lay.addWidget(self.current, 1)
+        lay.addWidget(self.current, 2)
         lay.addWidget(self.button)
         self.button.clicked.connect(self._cancel)
         self.hide()
@@ -101,15 +102,13 @@ class IndexingBar(QFrame):
             self.bar.setRange(0, 0)
             self.label.setText(f"Looking for sound files… {p.files_done}")
             return
-        frac = p.fraction
-        if frac is None:
+        if p.files_total <= 0:
             self.bar.setRange(0, 0)
-        else:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(frac * 1000))
-        self.label.setText(f"Indexing {p.files_done:,} / {p.files_total:,} files · {fmt_eta(p.eta_s)}")
+        else:  # the bar shows the same count as the label
+            self.bar.setRange(0, p.files_total)
+            self.bar.setValue(min(p.files_done, p.files_total))
+        self.label.setText(progress_text(p.files_done, p.files_total, p.eta_s, p.elapsed_s))
         self.current.setText(p.current.rsplit("/", 1)[-1])
-        self.current.setToolTip(p.current)
 
     def finish(self) -> None:
         self.hide()
@@ -137,9 +136,8 @@ class TransportBar(QWidget):
         self.loop.setCheckable(True)
         self.loop.setToolTip("Loop (L); drag on the waveform to loop a region")
         self.time = QLabel("", self)
-        self.time.setMinimumWidth(110)
-        self.name = QLabel("", self)
-        self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.time.setMinimumWidth(self.time.fontMetrics().horizontalAdvance("00:00.0 / 00:00.0") + 8)
+        self.name = ElidedLabel("", self, mode=Qt.TextElideMode.ElideMiddle)
         self.volume = QSlider(Qt.Orientation.Horizontal, self)
         self.volume.setRange(0, 100)
         self.volume.setMaximumWidth(120)

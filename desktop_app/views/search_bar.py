@@ -74,7 +74,7 @@ class SearchBar(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes from the box to the results
             self.mode_buttons.append(button)
         self.busy = QLabel("", self)
-        self.busy.setMinimumWidth(90)
+        self.busy.setMinimumWidth(self.busy.fontMetrics().horizontalAdvance("loading the model…") + 6)
         self.busy.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         lay.addWidget(self.back_button)
         lay.addWidget(self.forward_button)
@@ -85,7 +85,7 @@ class SearchBar(QWidget):
         lay.addWidget(self.busy)
         self.back_button.clicked.connect(self.back)
         self.forward_button.clicked.connect(self.forward)
-        self.edit.textEdited.connect(self.text_edited)
+        self.edit.textEdited.connect(self._edited)
         self.edit.returnPressed.connect(lambda: self.submitted.emit(self.edit.text()))
         self.edit.installEventFilter(self)
         self.mode_group.triggered.connect(self._mode_triggered)
@@ -99,6 +99,16 @@ class SearchBar(QWidget):
                 self.into_results.emit()
                 return True
         return super().eventFilter(obj, event)
+
+    def _edited(self, text: str) -> None:
+        self._set_italic(False)  # typing ends a "similar to …" query
+        self.text_edited.emit(text)
+
+    def _set_italic(self, on: bool) -> None:
+        font = self.edit.font()
+        if font.italic() != on:
+            font.setItalic(on)
+            self.edit.setFont(font)
 
     def _mode_triggered(self, action: QAction) -> None:
         self.edit.setPlaceholderText(self._placeholders[action.data()])
@@ -120,15 +130,13 @@ class SearchBar(QWidget):
     def show_query(self, text: str, *, similar: bool = False) -> None:
         """Show a query (from the history, or "similar to …") without triggering a search."""
         self.edit.setText(text)
-        font = self.edit.font()
-        font.setItalic(similar)
-        self.edit.setFont(font)
+        self._set_italic(similar)
 
     def type_ahead(self, text: str) -> None:
         """A key typed in the results list: continue the query here."""
         self.edit.setFocus()
         self.edit.insert(text)
-        self.text_edited.emit(self.edit.text())
+        self._edited(self.edit.text())
 
     def set_busy(self, text: str) -> None:
         self.busy.setText(text)

@@ -34,6 +34,8 @@ ARCH_MODULES: dict[str, str] = {
     "mlp": "engine.models.heads",
     "tiny_test": "engine.models.tiny",
     "aisfx_cnn": "engine.models.aisfx_cnn",
+    "beats": "engine.models.beats",
+    "eat": "engine.models.eat",
     "minilm": "engine.models.minilm",
     "passt": "engine.models.passt",
     "roberta": "engine.models.roberta",

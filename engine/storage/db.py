@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import struct
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -51,9 +54,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from engine.errors import LibraryError
+from engine.errors import LibraryDamagedError, LibraryError
 
 log = logging.getLogger(__name__)
 
@@ -198,49 +202,244 @@ def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def open_engine(path: Path) -> Engine:
+def open_engine(path: Path, *, check: bool = False) -> Engine:
     """Open (creating if needed) the SQLite database at ``path`` in WAL mode and bring it to
-    :data:`SCHEMA_VERSION`. Raises :class:`LibraryError` for a file that is not a database or is newer
-    than this program."""
+    :data:`SCHEMA_VERSION`.
+
+    ``check``: the library was left in an unclean state (a process died while writing): validate the
+    write-ahead log before SQLite replays it and run ``PRAGMA quick_check`` after opening.
+
+    Raises:
+        LibraryDamagedError: the database or its write-ahead log is damaged (the message says what to do).
+        LibraryError: a file that is not a database, one newer than this program, a full disk, ...
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if check:
+        problem = check_wal(wal_path(path))
+        if problem:
+            raise LibraryDamagedError(
+                f"the library's write-ahead log {wal_path(path).name} is damaged ({problem}). "
+                f"Run `earshot --library {path.parent} repair` to keep what can be read (files in the lost "
+                "batches are indexed again by the next `earshot index`), or restore the library folder "
+                "from a backup."
+            )
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _set_sqlite_pragmas)
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         _migrate(engine)
+        if check:
+            problem = quick_check(engine)
+            if problem:
+                raise LibraryDamagedError(damaged_message(path, problem))
     except LibraryError:
         engine.dispose()
         raise
     except Exception as exc:  # sqlite3.DatabaseError: file is not a database, disk I/O error, ...
         engine.dispose()
-        raise LibraryError(f"cannot open the library database {path}: {exc}") from exc
+        raise translate_error(exc, path, opening=True) from exc
     return engine
 
 
+def damaged_message(path: Path, problem: str) -> str:
+    return (
+        f"the library database {path} is damaged ({problem}). Run `earshot --library {path.parent} repair` "
+        "to rebuild what can be rebuilt, or restore the library folder from a backup."
+    )
+
+
+def translate_error(exc: BaseException, path: Path | None = None, *, opening: bool = False) -> LibraryError:
+    """A database exception as a :class:`LibraryError` whose one-line message says what to do."""
+    orig = getattr(exc, "orig", None) or exc
+    msg = str(orig).strip() or type(orig).__name__
+    where = f" {path}" if path else ""
+    low = msg.lower()
+    if "disk is full" in low or "no space" in low:
+        return LibraryError(f"the disk holding the library{where} is full ({msg}); free some space and run "
+                            "the command again — what was committed before is kept")
+    if "malformed" in low or "corrupt" in low:
+        return LibraryDamagedError(damaged_message(path or Path("earshot.db"), msg))
+    if "database is locked" in low or "busy" in low:
+        return LibraryError(f"the library database{where} is busy ({msg}); try again in a moment")
+    if "readonly" in low or "read-only" in low or "permission" in low:
+        return LibraryError(f"the library database{where} cannot be written ({msg})")
+    if opening:
+        return LibraryError(f"cannot open the library database{where}: {msg}")
+    return LibraryError(f"library database error{where}: {msg}")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError | sqlite3.Error)
+
+
+def quick_check(engine: Engine, *, max_errors: int = 5) -> str | None:
+    """``PRAGMA quick_check``: ``None`` when the database is sound, else the first problems it reports."""
+    try:
+        with engine.connect() as conn:
+            rows = [r[0] for r in conn.exec_driver_sql(f"PRAGMA quick_check({int(max_errors)})")]
+    except Exception as exc:
+        return str(getattr(exc, "orig", None) or exc)
+    if rows == ["ok"]:
+        return None
+    return "; ".join(str(r) for r in rows[:max_errors])
+
+
+def wal_path(path: Path) -> Path:
+    return Path(str(path) + "-wal")
+
+
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+_WAL_HEADER = struct.Struct(">8I")
+_FRAME_HEADER = struct.Struct(">6I")
+_M32 = 0xFFFFFFFF
+_wal_coefs: dict[int, tuple[np.ndarray, ...]] = {}
+
+
+def _coefs(pairs: int) -> tuple[np.ndarray, ...]:
+    """Coefficients of SQLite's WAL checksum as a linear recurrence over ``pairs`` word pairs:
+    ``(s0, s1) <- A (s0, s1) + (x0, x0 + x1)`` with ``A = [[1, 1], [1, 2]]`` (mod 2**32)."""
+    got = _wal_coefs.get(pairs)
+    if got is None:
+        mats = []
+        a, b, c, d = 1, 0, 0, 1  # A**0
+        for _ in range(pairs):
+            mats.append((a, b, c, d))
+            a, b, c, d = (a + c) & _M32, (b + d) & _M32, (a + 2 * c) & _M32, (b + 2 * d) & _M32
+        power = (a, b, c, d)  # A**pairs
+        arr = np.array(mats[::-1], dtype=np.uint64)  # row i: A**(pairs-1-i)
+        got = (arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], np.array(power, dtype=np.uint64))
+        _wal_coefs[pairs] = got
+    return got
+
+
+def _wal_checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int]:
+    x = np.frombuffer(data, dtype=">u4" if big_endian else "<u4").astype(np.uint64)
+    x0, x1 = x[0::2], (x[0::2] + x[1::2]) & np.uint64(_M32)
+    a, b, c, d, power = _coefs(len(x0))
+    with np.errstate(over="ignore"):
+        t0 = int((a * x0).sum() + (b * x1).sum())
+        t1 = int((c * x0).sum() + (d * x1).sum())
+    pa, pb, pc, pd = (int(v) for v in power)
+    return (pa * s0 + pb * s1 + t0) & _M32, (pc * s0 + pd * s1 + t1) & _M32
+
+
+def check_wal(path: Path, *, attempts: int = 3) -> str | None:
+    """Validate a SQLite write-ahead log the way SQLite replays it, and say whether replaying it would
+    silently drop committed transactions.
+
+    SQLite uses the frames up to the first one whose checksum fails and ignores the rest. After a crash the
+    only frames lost that way belong to the last, uncommitted transaction. Committed frames (with the
+    log's salt) *after* a bad frame mean the log was damaged, and opening the database would silently
+    lose them. Returns ``None`` for a sound (or absent/empty) log, else what is wrong.
+    """
+    for _ in range(attempts):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"cannot read it: {exc.strerror or exc}"
+        problem = _check_wal_bytes(data)
+        if problem is None:
+            return None
+        try:  # a writer may have reset the log while we read it: look again
+            with open(path, "rb") as fh:
+                if fh.read(_WAL_HEADER.size) != data[: _WAL_HEADER.size]:
+                    continue
+        except OSError:
+            pass
+        return problem
+    return problem
+
+
+def _check_wal_bytes(data: bytes) -> str | None:
+    if len(data) < _WAL_HEADER.size:
+        return None  # nothing was ever committed through it
+    magic, version, page_size, _seq, salt1, salt2, ck1, ck2 = _WAL_HEADER.unpack_from(data)
+    frame = _FRAME_HEADER.size + page_size
+    n_frames = (len(data) - _WAL_HEADER.size) // frame if page_size else 0
+    if magic not in _WAL_MAGIC or version != 3007000 or page_size < 512 or page_size & (page_size - 1):
+        return "bad header" if n_frames else None
+    big = bool(magic & 1)
+    s0, s1 = _wal_checksum(data[:24], 0, 0, big)
+    if (s0, s1) != (ck1, ck2):
+        return f"header checksum fails with {n_frames} frames after it" if n_frames else None
+    bad_at = None
+    for i in range(n_frames):
+        off = _WAL_HEADER.size + i * frame
+        pgno, commit, fs1, fs2, fk1, fk2 = _FRAME_HEADER.unpack_from(data, off)
+        if (fs1, fs2) != (salt1, salt2):
+            break  # the end of the current log (older frames follow)
+        s0, s1 = _wal_checksum(data[off : off + 8] + data[off + 24 : off + frame], s0, s1, big)
+        if (s0, s1) != (fk1, fk2) or pgno == 0:
+            bad_at = i
+            break
+    if bad_at is None:
+        return None
+    lost = 0
+    for i in range(bad_at + 1, n_frames):
+        off = _WAL_HEADER.size + i * frame
+        _pgno, commit, fs1, fs2, _k1, _k2 = _FRAME_HEADER.unpack_from(data, off)
+        if (fs1, fs2) == (salt1, salt2) and commit:
+            lost += 1
+    if lost:
+        return f"frame {bad_at} fails its checksum; {lost} committed transaction(s) after it would be lost"
+    return None
+
+
 def _migrate(engine: Engine) -> None:
-    with engine.begin() as conn:
+    """Create or upgrade the schema inside one ``BEGIN IMMEDIATE`` transaction, so two processes opening
+    a new library at once do not both try to create it."""
+    with engine.connect() as conn:
         has_meta = conn.execute(
             text("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
         ).first()
-        if not has_meta:
-            Base.metadata.create_all(conn)
-            _create_fts(conn)
-            _put_meta(conn, "schema_version", str(SCHEMA_VERSION))
-            _put_meta(conn, "generation", "0")
-            _put_meta(conn, "tombstones_pruned_upto", "0")
-            _put_meta(conn, "names_generation", "0")
+        if has_meta and int(_get_meta(conn, "schema_version") or 0) == SCHEMA_VERSION and _get_meta(
+            conn, "library_id"
+        ):
             return
-        version = int(_get_meta(conn, "schema_version") or 0)
-        if version > SCHEMA_VERSION:
-            raise LibraryError(
-                f"this library was written by a newer Earshot (schema {version} > {SCHEMA_VERSION}); "
-                "upgrade Earshot to open it"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            log.info("migrating library schema %d -> %d", target - 1, target)
-            MIGRATIONS[target](conn)
-            _put_meta(conn, "schema_version", str(target))
+        conn.rollback()
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            _migrate_locked(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def _migrate_locked(conn: Connection) -> None:
+    has_meta = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")).first()
+    if not has_meta:
+        Base.metadata.create_all(conn)
+        _create_fts(conn)
+        _put_meta(conn, "schema_version", str(SCHEMA_VERSION))
+        _put_meta(conn, "generation", "0")
+        _put_meta(conn, "tombstones_pruned_upto", "0")
+        _put_meta(conn, "names_generation", "0")
+        _put_meta(conn, "library_id", uuid.uuid4().hex)
+        return
+    version = int(_get_meta(conn, "schema_version") or 0)
+    if version > SCHEMA_VERSION:
+        raise LibraryError(
+            f"this library was written by a newer Earshot (schema {version} > {SCHEMA_VERSION}); "
+            "upgrade Earshot to open it"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        log.info("migrating library schema %d -> %d", target - 1, target)
+        MIGRATIONS[target](conn)
+        _put_meta(conn, "schema_version", str(target))
+    if not _get_meta(conn, "library_id"):
+        # The identity of this database: an index cache built from another database is never trusted.
+        _put_meta(conn, "library_id", uuid.uuid4().hex)
+
+
+def library_id(conn: Connection) -> str:
+    """A random id given to the database when it was created (ANN caches record which one they mirror)."""
+    return _get_meta(conn, "library_id") or ""
 
 
 def _get_meta(conn: Connection, key: str) -> str | None:

@@ -7,9 +7,15 @@ returns ``None`` and the caller rebuilds it from the database with :meth:`Vector
 decoding audio.
 
 Files: ``<path>`` is the hnswlib graph; ``<path>.json`` is a small sidecar
-``{format, dim, count, elements, generation, M, ef_construction, file_size}`` that says which database
-generation the graph matches. Both are replaced atomically; the sidecar is removed before the graph is
-replaced and written after it, so a crash in between leaves "missing", never a mismatched pair.
+``{format, dim, count, elements, generation, library_id, M, ef_construction, file_size}`` that says which
+database (``library_id``, a random id the database got when it was created) and which generation of it the
+graph matches. Both are replaced atomically; the sidecar is removed before the graph is replaced and
+written after it, so a crash in between leaves "missing", never a mismatched pair. A written graph is
+read back and walked to its end before it replaces the old one (a full disk truncates it silently).
+
+Loading checks the sidecar, the header and every level-0 record (neighbour ids in range, vectors finite
+and unit length, labels unique); the caller also compares a sample of vectors with the database
+(:meth:`VectorIndex.sample` and :meth:`VectorIndex.vectors`).
 
 Threads: hnswlib does not allow searching while elements are inserted or deleted (nmslib/hnswlib#562),
 so searches share a read lock and mutations take the write lock in short slices (about 50 ms each),
@@ -28,6 +34,7 @@ import struct
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +47,7 @@ from engine.errors import LibraryError
 
 log = logging.getLogger(__name__)
 
-FORMAT = "earshot-hnsw-1"
+FORMAT = "earshot-hnsw-2"
 """Value of the sidecar's ``format`` field; bump it when the on-disk layout changes."""
 
 # hnswlib 0.8 file header: offsetLevel0, max_elements, cur_element_count, size_data_per_element,
@@ -135,17 +142,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def _write_json_tmp(path: Path, payload: dict[str, Any]) -> str:
+    """Write ``payload`` to a synced temporary file beside ``path``; return its name."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=1, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def _as_ids(ids: Any) -> np.ndarray:
@@ -461,10 +469,42 @@ class VectorIndex:
                 break
         return labels, dist
 
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        """Up to ``n`` live labels (int64) picked at random."""
+        with self._rw.read():
+            labels = np.asarray(self._index.get_ids_list(), dtype=np.int64)
+            if labels.size == 0:
+                return labels
+            rng = np.random.default_rng(seed)
+            pick = labels[rng.choice(labels.size, size=min(n, labels.size) * 2, replace=labels.size < 2 * n)]
+            live = []
+            for label in dict.fromkeys(pick.tolist()):
+                try:
+                    self._index.get_items([label])
+                except RuntimeError:  # deleted
+                    continue
+                live.append(label)
+                if len(live) >= n:
+                    break
+            return np.asarray(live, dtype=np.int64)
+
+    def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """``{label: float32 (dim,)}`` for the live labels among ``ids`` (others are left out)."""
+        out: dict[int, np.ndarray] = {}
+        with self._rw.read():
+            for label in ids:
+                try:
+                    out[int(label)] = np.asarray(self._index.get_items([int(label)], return_type="numpy"),
+                                                 dtype=np.float32)[0]
+                except RuntimeError:
+                    continue
+        return out
+
     # ------------------------------------------------------------------ persistence
 
-    def save(self, generation: int) -> None:
-        """Write the index atomically, stamped with the database ``generation`` it matches.
+    def save(self, generation: int, library_id: str = "") -> None:
+        """Write the index atomically, stamped with the database ``generation`` (and the database's
+        ``library_id``) it matches.
 
         Searches keep running while the file is written; mutations wait.
 
@@ -482,21 +522,32 @@ class VectorIndex:
                 os.close(fd)
                 self._index.save_index(tmp)
                 _fsync_file(Path(tmp))
+                problem = _check_written(Path(tmp), int(self._index.element_count), self._dim)
+                if problem:
+                    raise OSError(0, f"the written file is incomplete ({problem}); is the disk full?")
                 meta = {
                     "format": FORMAT,
                     "dim": self._dim,
                     "count": self._count,
                     "elements": int(self._index.element_count),
                     "generation": int(generation),
+                    "library_id": str(library_id),
                     "M": self._M,
                     "ef_construction": self._ef_construction,
                     "file_size": os.path.getsize(tmp),
+                    "crc32": _crc32(Path(tmp)),
                     "hnswlib": getattr(hnswlib, "__version__", "unknown"),
                 }
-                sidecar.unlink(missing_ok=True)
-                os.replace(tmp, path)
-                tmp = None
-                _write_json_atomic(sidecar, meta)
+                side_tmp = _write_json_tmp(sidecar, meta)  # fails here, not half-way, on a full disk
+                try:
+                    sidecar.unlink(missing_ok=True)
+                    os.replace(tmp, path)
+                    tmp = None
+                    os.replace(side_tmp, sidecar)
+                    side_tmp = None
+                finally:
+                    if side_tmp is not None:
+                        Path(side_tmp).unlink(missing_ok=True)
                 _fsync_dir(path.parent)
             except (OSError, RuntimeError) as exc:
                 reason = getattr(exc, "strerror", None) or str(exc)
@@ -529,6 +580,7 @@ class VectorIndex:
         path: Path,
         expected_generation: int,
         *,
+        library_id: str | None = None,
         allow_stale: bool = False,
         ef_search: int = 512,
         num_threads: int | None = None,
@@ -539,6 +591,7 @@ class VectorIndex:
             dim: vector length the caller expects.
             path: the index file.
             expected_generation: database generation the index must match.
+            library_id: the id of the database the index must have been built from (``None``: not checked).
             allow_stale: also accept an index saved at an *older* generation (``index.generation`` tells
                 which), for a caller that catches up from the database's tombstones and newer vectors.
 
@@ -550,6 +603,8 @@ class VectorIndex:
             log.info("no usable index sidecar for %s", path)
             return None
         problem = _check_meta(meta, dim, expected_generation, allow_stale)
+        if not problem and library_id is not None and meta.get("library_id") != library_id:
+            problem = "it was built from another database"
         if problem:
             log.info("index %s not used: %s", path, problem)
             return None
@@ -591,6 +646,7 @@ class VectorIndex:
         batches: Iterable[tuple[np.ndarray, np.ndarray]],
         *,
         generation: int,
+        library_id: str = "",
         **params: Any,
     ) -> VectorIndex:
         """Build a fresh index from ``(ids int64 (n,), vectors float32 (n, dim))`` batches, then save it.
@@ -602,7 +658,7 @@ class VectorIndex:
         index = cls(dim, path, **params)
         for ids, vectors in batches:
             index._add(ids, vectors, sliced=False)  # nobody else holds this object yet
-        index.save(generation)
+        index.save(generation, library_id)
         log.info("rebuilt index %s: %d vectors in %.1fs", path, index.count, time.perf_counter() - t0)
         return index
 
@@ -610,7 +666,7 @@ class VectorIndex:
 def _check_meta(meta: dict[str, Any], dim: int, expected_generation: int, allow_stale: bool) -> str | None:
     if meta.get("format") != FORMAT:
         return f"format {meta.get('format')!r} is not {FORMAT!r}"
-    keys = ("dim", "count", "elements", "generation", "M", "ef_construction", "file_size")
+    keys = ("dim", "count", "elements", "generation", "M", "ef_construction", "file_size", "crc32")
     if not all(isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) for k in keys):
         return "sidecar fields missing or not integers"
     if meta["dim"] != dim:
@@ -623,12 +679,23 @@ def _check_meta(meta: dict[str, Any], dim: int, expected_generation: int, allow_
     return None
 
 
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_VALIDATE_BYTES):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
 def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
     """Validate the hnswlib file against its sidecar before hnswlib reads it (bad sizes there can mean
-    huge allocations; bad neighbour ids can mean a crash at search time)."""
+    huge allocations; bad neighbour ids can mean a crash at search time; a changed byte anywhere, wrong
+    scores or files)."""
     size = path.stat().st_size
     if size != meta["file_size"]:
         return f"file size {size} != {meta['file_size']}"
+    if meta.get("crc32") != _crc32(path):
+        return "checksum does not match"
     if size < _HEADER.size:
         return "file shorter than its header"
     with open(path, "rb") as fh:
@@ -648,7 +715,7 @@ def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
         or data_off != expected_data_off
         or label_off != data_off + 4 * dim
         or per_elem != label_off + 8
-        or not (0 <= max_level < 64)
+        or not (0 <= max_level < 64 or (elements == 0 and max_level == -1))  # -1: empty (a fresh library)
         or not (math.isfinite(mult) and mult > 0)
         or (elements and entry >= elements)
     ):
@@ -670,6 +737,7 @@ def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
     rows = max(1, _VALIDATE_BYTES // record.itemsize)
     slot = np.arange(max_m0)
     deleted = 0
+    labels: list[np.ndarray] = []
     with open(path, "rb") as fh:
         fh.seek(_HEADER.size)
         for start in range(0, elements, rows):
@@ -683,8 +751,52 @@ def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
             if used.any() and int(block["neighbours"][used].max()) >= elements:
                 return "level-0 neighbour id out of range"
             deleted += int(np.count_nonzero(block["flags"] & _DELETE_MARK))
+            live = (block["flags"] & _DELETE_MARK) == 0
+            vecs = block["vector"][live]
+            if vecs.size:
+                if not np.isfinite(vecs).all():
+                    return "a stored vector is not finite"
+                norms = np.sqrt(np.einsum("ij,ij->i", vecs, vecs, dtype=np.float64))
+                if not (norms < 1.01).all():
+                    return "a stored vector is longer than unit length"
+            labels.append(block["label"])
+    all_labels = np.concatenate(labels)
+    if np.unique(all_labels).size != all_labels.size:
+        return "duplicate labels"
     if deleted != elements - int(meta["count"]):
         return f"{deleted} deleted elements in the file, sidecar says {elements - int(meta['count'])}"
+    return None
+
+
+def _check_written(path: Path, elements: int, dim: int) -> str | None:
+    """Walk a file hnswlib just wrote to its end the way ``loadIndex`` reads it: header, level-0 records,
+    then one ``(size, links)`` list per element. hnswlib does not report write errors, so this is how a
+    file cut short by a full disk is caught before it replaces a good one."""
+    size = path.stat().st_size
+    if size < _HEADER.size:
+        return "shorter than its header"
+    with open(path, "rb") as fh:
+        header = _HEADER.unpack(fh.read(_HEADER.size))
+        cur, per_elem, max_m = header[2], header[3], header[8]
+        if cur != elements:
+            return f"{cur} elements in the header, {elements} in memory"
+        body = _HEADER.size + cur * per_elem
+        if size < body + 4 * cur:
+            return f"{size} bytes, at least {body + 4 * cur} expected"
+        fh.seek(body)
+        words = np.fromfile(fh, dtype="<u4").tolist()
+    links_per_level = max_m * 4 + 4
+    pos = 0
+    n = len(words)
+    for _ in range(cur):
+        if pos >= n:
+            return "ends inside the upper-level links"
+        nbytes = words[pos]
+        if nbytes % links_per_level:
+            return "an upper-level link list has a bad size"
+        pos += 1 + nbytes // 4
+    if pos != n or body + 4 * pos != size:
+        return "does not end where its last link list ends"
     return None
 
 

@@ -72,13 +72,16 @@ def row_of(app: EarshotApp, name: str) -> int:
 
 
 def cell(app: EarshotApp, row: int, col: str, role=Qt.ItemDataRole.DisplayRole):
-    return app.model.index(row, COL[col]).data(role)
+    """The cell of the ``row``-th hit (model rows also hold the "weaker matches" divider)."""
+    return app.model.index(app.model.row_of(app.model.hits()[row].path), COL[col]).data(role)
 
 
 def select(app: EarshotApp, name: str) -> None:
     res = app.window.results
     row = next(
-        r for r in range(res.proxy.rowCount()) if Path(res.hit_at(res.proxy.index(r, 0)).path).name == name
+        r
+        for r in range(res.proxy.rowCount())
+        if (h := res.hit_at(res.proxy.index(r, 0))) is not None and Path(h.path).name == name
     )
     res.select_row(row)
 
@@ -98,7 +101,7 @@ def test_search_mode_switch_persists(app, make_app, tmp_path, qtbot) -> None:
     bar.mode_actions["keywords"].trigger()  # what the "Keywords" button and Ctrl+3 do
     assert app.search.mode == "keywords" and app.settings.search_mode == "keywords"
     assert names(app) == ["door_take1.wav"]  # re-run at once: only the file whose metadata says so
-    assert "1 result for “slams” · keywords" in app.window.results_label.text()
+    assert "1 good match for “slams” · keywords" in app.window.results_label.text()
     assert "category:" in bar.edit.placeholderText()
     search(qtbot, app, "downpour")  # words of a UCS file name
     assert names(app) == ["RAINMetl_Tin roof downpour_JD_Storms.wav"]
@@ -179,10 +182,10 @@ def test_category_filter_box(app, qtbot) -> None:
     assert len(names(app)) == 3
     QTest.keyClicks(f.category, "RAIN")
     QTest.keyClick(f.category, Qt.Key.Key_Return)
-    assert app.search.filters.category == "RAIN"
+    assert app.search.filters.engine.category == "RAIN"
     assert names(app) == ["RAINMetl_Tin roof downpour_JD_Storms.wav"]
     f.category.clear()  # the clear button: at once, no Enter needed
-    assert app.search.filters.category is None and len(names(app)) == 3
+    assert app.search.filters.engine.category is None and len(names(app)) == 3
     f.set_category("doorwood")  # CatIDs match in any case
     assert names(app) == ["door_take1.wav"]
     f.set_category("WEAPONS")  # a category no file has
@@ -205,8 +208,19 @@ def test_category_browser(app, qtbot) -> None:
     assert b is not None and b.isVisible()
     qtbot.waitUntil(b.isActiveWindow, timeout=3000)
     tree = b.tree.model()
+    # Only the categories this library has files in, with their counts.
+    assert b.show_all.isVisible() and not b.tree.isColumnHidden(1)
+    shown = {
+        tree.index(r, 0).data(): (tree.index(r, 1).data(), [tree.index(c, 0, tree.index(r, 0)).data()
+                                                            for c in range(tree.rowCount(tree.index(r, 0)))])
+        for r in range(tree.rowCount())
+    }
+    assert shown == {"DOORS": ("1", ["WOOD"]), "RAIN": ("1", ["METAL"])}
+    b.show_all.setChecked(True)  # every UCS category
+    tree = b.tree.model()
     assert tree.rowCount() == len(ucs.categories())
     assert sum(tree.rowCount(tree.index(r, 0)) for r in range(tree.rowCount())) == len(ucs.ucs_table()) == 753
+    b.show_value("RAINMetl")
     current = b.tree.currentIndex()  # opened on the current filter
     assert current.data() == "METAL" and current.parent().data() == "RAIN"
     assert "Rain on a metal surface" in b.info.text()
@@ -225,9 +239,9 @@ def test_category_browser(app, qtbot) -> None:
     # With the keyboard: type, Enter takes the first match; ↓ into the tree, Enter on a whole category.
     QTest.keyClicks(b.search, "downpour")
     first = b.tree.currentIndex()
-    assert first.parent().isValid() and "downpour" in ucs_text(first.siblingAtColumn(1).data())
+    assert first.parent().isValid() and "downpour" in ucs_text(first.siblingAtColumn(2).data())
     QTest.keyClick(b.search, Qt.Key.Key_Return)
-    assert w.filters.category.text() == first.siblingAtColumn(1).data()
+    assert w.filters.category.text() == first.siblingAtColumn(2).data()
     b.search.clear()
     QTest.keyClicks(b.search, "rain")
     QTest.keyClick(b.search, Qt.Key.Key_Down)

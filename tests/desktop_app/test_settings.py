@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QByteArray, QSettings
 
 from desktop_app.settings import SCHEMA_VERSION, AppSettings, SettingsStore
@@ -21,16 +22,25 @@ def test_round_trip_and_bad_values(tmp_path) -> None:
     assert s.load().search_mode == "both"
 
 
-def test_upgrade_from_schema_1_drops_the_old_column_layout(tmp_path) -> None:
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_upgrade_from_an_older_schema_drops_the_old_column_layout(tmp_path, old_version) -> None:
     q = QSettings(str(tmp_path / "old.ini"), QSettings.Format.IniFormat)
-    q.setValue("schema_version", 1)
+    q.setValue("schema_version", old_version)
     q.setValue("ui/header", QByteArray(b"eight columns"))
     q.setValue("ui/splitter", QByteArray(b"kept"))
     q.setValue("settings/volume", 0.5)
     q.sync()
     s = store(tmp_path / "old.ini")
     assert s.state("header") is None and s.state("splitter") == QByteArray(b"kept")
-    assert s.load().volume == 0.5 and int(s.q.value("schema_version")) == SCHEMA_VERSION == 2
+    assert s.load().volume == 0.5 and int(s.q.value("schema_version")) == SCHEMA_VERSION == 3
     s.set_state("header", QByteArray(b"ten columns"))  # written by this version: kept on the next start
     s.sync()
     assert store(tmp_path / "old.ini").state("header") == QByteArray(b"ten columns")
+
+
+def test_column_widths_round_trip(tmp_path) -> None:
+    s = store(tmp_path / "w.ini")
+    assert s.column_widths() == {}
+    s.set_column_widths({"Name": 333, "Matched by": 90})
+    s.sync()
+    assert store(tmp_path / "w.ini").column_widths() == {"Name": 333, "Matched by": 90}

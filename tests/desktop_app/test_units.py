@@ -8,6 +8,7 @@ import soundfile as sf
 
 from desktop_app.clips import Clip, ClipCache, compute_peaks, export_region
 from desktop_app.formatting import (
+    FAILED_LINK,
     eta_seconds,
     fmt_channels,
     fmt_clock,
@@ -15,6 +16,7 @@ from desktop_app.formatting import (
     fmt_eta,
     fmt_rate,
     fmt_status,
+    progress_text,
 )
 from desktop_app.history import History, Query
 from desktop_app.reveal import reveal_command
@@ -38,7 +40,13 @@ def test_formatting() -> None:
     assert eta_seconds(25, 100, 10.0) == pytest.approx(30.0)
     assert eta_seconds(100, 100, 10.0) == 0.0
     status = {"files": 1234, "audio_hours": 3.46, "errors": 2, "bundle": {"name": "sfx", "version": "1.0.0"}}
-    assert fmt_status(status) == "1,234 sounds · 3.5 h · 2 failed · model sfx 1.0.0"
+    assert fmt_status(status) == (
+        f"1,234 sounds · 3.5 h · <a href='{FAILED_LINK}'>2 failed</a> · model sfx 1.0.0"
+    )
+    assert "<a" not in fmt_status({**status, "errors": 0}) and "0 failed" in fmt_status({**status, "errors": 0})
+    assert progress_text(0, 17, None, 3.0) == "Indexing 0 / 17 files · starting…"
+    assert progress_text(5, 17, None, 3.0) == "Indexing 5 / 17 files · estimating…"
+    assert progress_text(5, 17, 12.0, 3.0) == "Indexing 5 / 17 files · 12 s left"
 
 
 def test_history_back_forward_and_refinement() -> None:

@@ -41,3 +41,42 @@ def test_gives_up_after_the_wait_or_when_cancelled() -> None:
     with pytest.raises(LibraryLockedError):
         acquire_writer(lib, token, wait_s=5.0)
     assert lib.tries == 1
+
+
+def test_unavailable_root_is_reported_and_removed_only_when_confirmed(tmp_path, qtbot) -> None:
+    """Issue 13: an emptied folder (unmounted drive) is kept; the dialog's Remove re-indexes with mass
+    delete allowed; Keep leaves it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_app.tasks import SyncPool, TaskRunner
+    from desktop_app.writer import LibraryWriter, ask_about_unavailable_roots
+    from engine.library import Library
+    from engine.status import library_status
+    from tests.bundles import make_tiny_bundle
+    from tests.faults.harness import make_sounds
+
+    bundle = make_tiny_bundle(tmp_path / "tiny")
+    root = tmp_path / "drive"
+    make_sounds(root, 3, dur_s=1.0)
+    lib = Library(tmp_path / "lib", bundle)
+    writer = LibraryWriter(TaskRunner(SyncPool()))
+    writer.set_library(lib)
+    reported: list = []
+    writer.roots_unavailable.connect(reported.append)
+    writer.index([str(root)])
+    assert not reported
+    root.rename(tmp_path / "away")
+    root.mkdir()
+    writer.index(None)
+    assert [r["path"] for r in reported[0]] == [str(root.resolve())]
+    assert library_status(lib)["files"] == 3
+    box = ask_about_unavailable_roots(None, writer, reported[0])
+    assert "unavailable" in box.text() and str(root.resolve()) in box.text()
+    keep = next(b for b in box.buttons() if b.text() == "Keep")
+    keep.click()
+    assert library_status(lib)["files"] == 3
+    box = ask_about_unavailable_roots(None, writer, reported[0])
+    remove = next(b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.DestructiveRole)
+    remove.click()
+    assert library_status(lib)["files"] == 0
+    lib.close()

@@ -162,3 +162,28 @@ def test_ctrl_c_stops_cleanly_and_rerun_resumes(tmp_path, tiny):
     assert first["cancelled"] and 0 < first["new"] < n
     s = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     assert s["unchanged"] == first["new"] and s["new"] == n - first["new"]
+
+
+def test_text_output_shows_good_matches_and_hides_weak_ones(capsys):
+    from engine.cli import _print_hits
+    from engine.search import Hit
+
+    def hit(name, rel, why):
+        return Hit(path=f"/lib/{name}", score=rel / 100, start_s=0.0, end_s=1.0, duration_s=1.0, sample_rate=44100,
+                   channels=1, format="WAV", file_id=hash(name) % 1000, relevance=rel, matched_by=why)
+
+    hits = [hit("cow.wav", 91.0, ["sound", "name"]), hit("bull.wav", 62.0, ["name"]), hit("hum.wav", 12.0, [])]
+    _print_hits(hits, as_json=False, show_all=False)
+    out = capsys.readouterr().out
+    assert "cow.wav" in out and "bull.wav" in out and "hum.wav" not in out
+    assert "[sound, name]" in out and "91%" in out
+    assert "1 weaker matches not shown: add --all" in out
+    _print_hits(hits, as_json=False, show_all=True)
+    out = capsys.readouterr().out
+    assert out.index("bull.wav") < out.index("-- weaker matches --") < out.index("hum.wav")
+    _print_hits(hits[2:], as_json=False, show_all=False)
+    assert "no good matches (1 weaker ones" in capsys.readouterr().out
+    _print_hits(hits, as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert [d["relevance"] for d in data] == [91.0, 62.0, 12.0]  # JSON keeps every hit
+    assert data[0]["matched_by"] == ["sound", "name"]

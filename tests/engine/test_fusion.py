@@ -104,3 +104,33 @@ def test_weighted_scores_constant_list_and_non_finite() -> None:
     assert weighted_scores([{}, {}]) == []
     with pytest.raises(ValueError):
         weighted_scores([{1: 1.0}], [1.0, 2.0])
+
+
+def test_best_f1_threshold_against_brute_force():
+    from engine.fusion import best_f1_threshold
+
+    rng = random.Random(3)
+    for _ in range(20):
+        p = [round(rng.random(), 2) for _ in range(60)]
+        y = [int(rng.random() < x) for x in p]
+        if not any(y):
+            continue
+
+        def f1(t, p=p, y=y):
+            tp = sum(1 for a, b in zip(p, y, strict=True) if a >= t and b)
+            n = sum(1 for a in p if a >= t)
+            return 2 * tp / (n + sum(y))
+
+        t = best_f1_threshold(p, y)
+        assert f1(t) == pytest.approx(max(f1(x) for x in set(p)))
+
+
+def test_relevance_puts_the_cut_off_at_50_and_keeps_the_order():
+    from engine.fusion import Evidence, LogisticModel, TrustFusion
+
+    m = LogisticModel(-6.0, {"content": 10.0})
+    fusion = TrustFusion(m, m, m, good_match=15.0)
+    cut = next(c / 1000 for c in range(0, 1000) if m.probability(Evidence(content=c / 1000)) >= 0.15)
+    assert fusion.relevance("content", Evidence(content=cut)) == pytest.approx(50.0, abs=0.5)
+    values = [fusion.relevance("both", Evidence(content=c / 10)) for c in range(-3, 11)]
+    assert values == sorted(values) and 0.0 <= values[0] < values[-1] <= 100.0

@@ -333,3 +333,56 @@ def test_sqlalchemy_connection() -> None:
 def test_missing_table_is_a_library_error() -> None:
     with pytest.raises(LibraryError):
         keyword_search(sqlite3.connect(":memory:"), "door")
+
+
+# ---------------------------------------------------------------- phrasing that people type (issue 16)
+
+
+@pytest.fixture()
+def phrasing_db():
+    conn = sqlite3.connect(":memory:")
+    for stmt in FTS_DDL:
+        conn.execute(stmt)
+    files = {1: "x/default_gravel_footstep.1.ogg", 2: "x/default_gravel_footstep.2.ogg", 3: "x/bombexplosion.ogg",
+             4: "x/door_open.wav", 5: "y/car_door.wav", 6: "trash-empty.oga", 7: "metal/door_slam.wav"}
+    for fid, rel in files.items():
+        put_document(conn, fid, document_for(rel, "/r", None))
+    return conn
+
+
+def _ids(rows):
+    return [r[0] for r in rows]
+
+
+def test_small_words_are_ignored(phrasing_db):
+    from engine.keyword import keyword_matches
+
+    assert set(_ids(keyword_matches(phrasing_db, "footsteps on gravel"))) == {1, 2}
+    assert _ids(keyword_matches(phrasing_db, "a door opening"))[0] == 4
+    assert keyword_matches(phrasing_db, "the")  == [] or all(s > 0 for _, s, _ in keyword_matches(phrasing_db, "the"))
+
+
+def test_all_words_first_then_any_word(phrasing_db):
+    from engine.keyword import keyword_matches
+
+    got = keyword_matches(phrasing_db, "door opening")
+    assert got[0][0] == 4 and got[0][2] == 1.0
+    partial = {fid: share for fid, _, share in got[1:]}
+    assert partial and set(partial) <= {5, 7} and all(s == 0.5 for s in partial.values())
+    scores = [s for _, s, _ in got]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_words_match_inside_run_together_names(phrasing_db):
+    from engine.keyword import keyword_matches
+
+    assert _ids(keyword_matches(phrasing_db, "explosion")) == [3]
+    assert keyword_matches(phrasing_db, "xqzvbnm") == []
+
+
+def test_excludes_and_fields_hold_in_the_relaxed_match(phrasing_db):
+    from engine.keyword import keyword_matches
+
+    got = _ids(keyword_matches(phrasing_db, "door opening -metal"))
+    assert 7 not in got and 4 in got
+    assert 7 not in _ids(keyword_matches(phrasing_db, "door creak folder:x"))

@@ -22,7 +22,7 @@ def test_backbones_and_heads_get_their_own_rates_and_no_decay_on_biases() -> Non
 
     recipe = load_recipe(
         RECIPES / "passt-roberta" / "stage1.toml",
-        ["model.audio_backbone.lr=1e-5", "model.audio_head.lr=1e-3"],
+        ["model.audio_backbone.lr=1e-5", "model.audio_head.lr=1e-3", "train.weight_decay=0.01"],
     )
     model = nn.Module()
     model.audio_backbone = nn.Linear(4, 4)
@@ -31,6 +31,7 @@ def test_backbones_and_heads_get_their_own_rates_and_no_decay_on_biases() -> Non
     groups = {
         (g["lr"], g["weight_decay"]): sum(p.numel() for p in g["params"]) for g in param_groups(model, recipe)
     }
+    assert load_recipe(RECIPES / "passt-roberta" / "stage1.toml").train.weight_decay == 0.0  # the baseline's
     assert groups == {
         (1e-5, 0.01): 16,
         (1e-5, 0.0): 4,

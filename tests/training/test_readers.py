@@ -48,17 +48,20 @@ def test_audiocaps_groups_rows_of_one_file(tmp_path: Path) -> None:
 def test_wavcaps_json(tmp_path: Path) -> None:
     doc = {
         "data": [
-            {"id": "7", "caption": "Wind blows.", "duration": 12.5},
-            {"id": "3", "caption": "A bell rings.", "audio": "x/3.wav"},
+            {"id": "7", "caption": "Wind blows.", "duration": 12.5, "audio": "wav_path"},
+            {"id": "3", "caption": "A bell rings.", "audio": "wav_path"},
         ]
     }
     path = _write(tmp_path / "fsd_final.json", json.dumps(doc))
     clips = read_source(SourceConfig("wavcaps", str(path), audio_root=str(tmp_path / "audio")))
-    assert [c.path.relative_to(tmp_path / "audio").as_posix() for c in clips] == ["7.flac", "x/3.wav"]
-    assert clips[0].duration_s == 12.5
+    assert [c.path.relative_to(tmp_path / "audio").as_posix() for c in clips] == ["3.flac", "7.flac"]
+    assert clips[1].duration_s == 12.5
     _write(tmp_path / "broken.json", "{")
     with pytest.raises(DataError, match="cannot read the WavCaps"):
         read_source(SourceConfig("wavcaps", str(tmp_path / "broken.json")))
+    _write(tmp_path / "noid.json", json.dumps({"data": [{"caption": "x", "audio": "wav_path"}]}))
+    with pytest.raises(DataError, match="entry 0 needs an 'id'"):
+        read_source(SourceConfig("wavcaps", str(tmp_path / "noid.json")))
 
 
 def test_generic_csv_and_jsonl_with_split_filter(tmp_path: Path) -> None:

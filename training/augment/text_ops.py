@@ -70,11 +70,15 @@ SOUND_SYNONYMS: dict[str, tuple[str, ...]] = {
 _WORD = re.compile(r"[\w'-]+")
 
 
-def word_deletion(caption: str, rng: np.random.Generator, p: float = 0.15) -> str:
-    """Drop each word with probability ``p``, keeping at least one (captions of ≤ 2 words are kept)."""
+def word_deletion(caption: str, rng: np.random.Generator, p: float | None = 0.15) -> str:
+    """Drop each word with probability ``p``, keeping at least one; ``p = None``: drop exactly one random
+    word (the published recipe). Captions of ≤ 2 words are kept."""
     words = caption.split()
     if len(words) <= 2:
         return caption
+    if p is None:
+        drop = int(rng.integers(len(words)))
+        return " ".join(w for i, w in enumerate(words) if i != drop)
     keep = rng.random(len(words)) >= p
     if not keep.any():
         keep[rng.integers(len(words))] = True
@@ -102,7 +106,7 @@ def caption_variants(
     n: int,
     rng: np.random.Generator,
     synonyms: Mapping[str, Sequence[str]] | None = None,
-    word_delete_p: float = 0.15,
+    word_delete_p: float | None = 0.15,
 ) -> list[str]:
     """Up to ``n`` distinct variants of ``caption``, each by word deletion or synonym replacement
     (chosen at random; replacement when deletion cannot change the caption). May be fewer than ``n``

@@ -41,7 +41,7 @@ def build_pairs(
     n_variants: int = 0,
     seed: int = 0,
     synonyms: Mapping[str, Sequence[str]] | None = None,
-    word_delete_p: float = 0.15,
+    word_delete_p: float | None = 0.15,
 ) -> PairTable:
     """One pair per (clip, caption); captions normalised; ``n_variants`` word-level variants per text."""
     index: dict[str, int] = {}

@@ -3,17 +3,26 @@
 Formats (``SourceConfig.format``):
 
 * ``clotho`` — Clotho v2.1 captions CSV (``file_name, caption_1 … caption_5``), audio in ``audio_root``;
+  ``options.keep_duplicates``: keep a clip's repeated captions (evaluation: each is a query, as DCASE counts);
 * ``audiocaps`` — AudioCaps CSV (``audiocap_id, youtube_id, start_time, caption``); the audio file name
   comes from ``options.filename`` (a ``str.format`` pattern over the row, default
   ``"{youtube_id}_{start_time}.wav"``); rows of one file are grouped;
-* ``wavcaps`` — WavCaps JSON (``{"data": [{"id", "caption", ...}]}``); the file is ``audio`` /
-  ``file_name`` when present, else ``options.filename`` (default ``"{id}.flac"``);
+* ``wavcaps`` — WavCaps JSON (``{"data": [{"id", "caption", "audio", "duration", ...}]}``). The file is
+  built from ``id`` through ``options.filename`` (default ``"{stem}.flac"``; ``stem`` is ``id`` without a
+  trailing ``.wav``, which every AudioSet_SL id carries). The ``audio`` field of the released JSON is the
+  placeholder ``"wav_path"`` and is ignored. ``options.exclude_ids``: a CSV of ids to leave out (first
+  column, or ``sound_id``), or the name ``"dcase2025_task6"`` — the DCASE 2025 Task 6 baseline's list of
+  Freesound ids of Clotho evaluation audio inside WavCaps (:data:`EXCLUSION_LISTS`), which the FreeSound
+  subset must drop or evaluation audio leaks into training. ``options.exclude_youtube_ids_from``: AudioCaps
+  CSVs whose ``youtube_id`` s are left out of AudioSet_SL (ids ``Y<youtube_id>.wav``; the baseline's
+  ``audioset_no_audiocaps`` subset);
 * ``captions`` — a generic table, CSV or JSONL, with ``path`` and ``caption`` (optional ``split``;
   ``options.packages`` keeps the rows of these ``package`` values);
 * ``debian_sfx`` — the Debian sound-effects captions table (``path, caption, concept, package, licence,
   split, duration_s``; see :mod:`training.data.captions`).
 
-Every reader returns clips in a stable order (sorted by path) with de-duplicated captions.
+Every reader returns clips in a stable order (sorted by path) with de-duplicated captions (unless
+``options.keep_duplicates``).
 """
 
 from __future__ import annotations
@@ -73,12 +82,12 @@ def _open_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _dedupe(captions: Iterable[str]) -> tuple[str, ...]:
+def _dedupe(captions: Iterable[str], keep_duplicates: bool = False) -> tuple[str, ...]:
     seen: set[str] = set()
     out = []
     for c in captions:
         c = " ".join(str(c).split())
-        if c and c.lower() not in seen:
+        if c and (keep_duplicates or c.lower() not in seen):
             seen.add(c.lower())
             out.append(c)
     return tuple(out)
@@ -101,7 +110,7 @@ def _group(
             Clip(
                 key=str(path),
                 path=path,
-                captions=_dedupe(caps[path]),
+                captions=_dedupe(caps[path], bool(src.options.get("keep_duplicates", False))),
                 split=row.get("split", src.split) or src.split,
                 source=source_name,
                 licence=row.get("licence", "") or row.get("license", ""),
@@ -141,6 +150,43 @@ def read_audiocaps(src: SourceConfig) -> list[Clip]:
     return _group(triples, src, "audiocaps")
 
 
+#: Named id exclusion lists shipped with the training package (``options.exclude_ids`` of ``wavcaps``).
+#: ``dcase2025_task6``: the Freesound ids of Clotho v2.1 evaluation audio found in WavCaps, from the
+#: DCASE 2025 Task 6 baseline (CPJKU/dcase2025_task6_baseline, resources/, commit 0c1deb1 of 2025-04-01).
+EXCLUSION_LISTS: dict[str, Path] = {
+    "dcase2025_task6": Path(__file__).with_name("dcase2025_task6_excluded_freesound_ids.csv"),
+}
+
+#: The placeholder every released WavCaps JSON entry holds in its ``audio`` field.
+WAVCAPS_AUDIO_PLACEHOLDER = "wav_path"
+
+
+def read_id_list(name_or_path: str) -> set[str]:
+    """Ids of an exclusion list: a name of :data:`EXCLUSION_LISTS` or a CSV path (column ``sound_id``
+    or ``id`` if present, else the first column; a header row is skipped)."""
+    path = EXCLUSION_LISTS.get(name_or_path, Path(name_or_path))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [r for r in csv.reader(fh) if r and r[0].strip()]
+    except FileNotFoundError:
+        raise DataError(
+            f"exclusion list not found: {name_or_path} (known names: {sorted(EXCLUSION_LISTS)})"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"cannot read the exclusion list {path}: {exc.strerror or exc}") from exc
+    if not rows:
+        return set()
+    header = [c.strip().lower() for c in rows[0]]
+    col = next((header.index(n) for n in ("sound_id", "id") if n in header), None)
+    if col is not None:
+        rows = rows[1:]
+    return {r[col or 0].strip() for r in rows if len(r) > (col or 0)}
+
+
+def _wavcaps_stem(item_id: str) -> str:
+    return item_id[: -len(".wav")] if item_id.lower().endswith(".wav") else item_id
+
+
 def read_wavcaps(src: SourceConfig) -> list[Clip]:
     path = Path(src.path)
     try:
@@ -152,19 +198,36 @@ def read_wavcaps(src: SourceConfig) -> list[Clip]:
     items = doc.get("data", doc) if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise DataError(f"{path}: expected a list of entries under 'data'")
-    pattern = str(src.options.get("filename", "{id}.flac"))
+    pattern = str(src.options.get("filename", "{stem}.flac"))
+    excluded: set[str] = set()
+    if src.options.get("exclude_ids"):
+        excluded |= {_wavcaps_stem(i) for i in read_id_list(str(src.options["exclude_ids"]))}
+    youtube = src.options.get("exclude_youtube_ids_from") or []
+    for table in [youtube] if isinstance(youtube, str) else youtube:
+        excluded |= {"Y" + r["youtube_id"].strip() for r in _open_csv(Path(table), ["youtube_id"])}
     root = _root(src)
     triples = []
-    for item in items:
-        if not isinstance(item, dict) or "caption" not in item:
-            raise DataError(f"{path}: every entry needs a 'caption'")
-        name = item.get("audio") or item.get("file_name") or pattern.format(**item)
+    dropped = 0
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or "caption" not in item or "id" not in item:
+            raise DataError(f"{path}: entry {n} needs an 'id' and a 'caption'")
+        item_id = str(item["id"]).strip()
+        stem = _wavcaps_stem(item_id)
+        if stem in excluded:
+            dropped += 1
+            continue
+        try:
+            name = pattern.format(**{**item, "id": item_id, "stem": stem})
+        except KeyError as exc:
+            raise DataError(f"{path}: options.filename uses the unknown field {exc.args[0]!r}") from None
         row = {
             "duration_s": str(item.get("duration", "")),
             "split": src.split,
-            "licence": item.get("license", ""),
+            "licence": str(item.get("license", "")),
         }
-        triples.append(((root / str(name)).resolve(), str(item["caption"]), row))
+        triples.append(((root / name).resolve(), str(item["caption"]), row))
+    if excluded:
+        log.info("%s: %d entries left out by the exclusion lists", path, dropped)
     return _group(triples, src, "wavcaps")
 
 
@@ -281,53 +344,99 @@ def check_audio_exists(clips: list[Clip], what: str) -> list[Clip]:
 
 @dataclass
 class EvalSet:
-    """Candidate clips, queries and, per query, the indices of its relevant clips."""
+    """Candidate clips, queries and, per query, the indices of its relevant clips.
+
+    ``single``: when the queries come from a multi-relevance file, the caption queries of the same clips
+    (``(queries, relevant)``, see ``EvalSetConfig.caption_queries``) for the single-relevance metrics.
+    """
 
     clips: list[Clip]
     queries: list[str]
     relevant: list[set[int]]
+    single: tuple[list[str], list[set[int]]] | None = None
+
+
+def _literal_list(text: str, where: str) -> list[str]:
+    import ast
+
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError) as exc:
+        raise DataError(f"{where}: audio_filenames is not a Python list literal: {text[:80]!r}") from exc
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{where}: audio_filenames must be a list of file names, not {text[:80]!r}")
+    return list(value)
 
 
 def read_queries(cfg: QueriesConfig) -> dict[str, set[Path]]:
-    """Query text → set of relevant audio paths (absolute), from a ``query, path`` CSV."""
-    rows = _open_csv(Path(cfg.path), ["query", "path"])
+    """Query text → set of relevant audio paths (absolute).
+
+    ``cfg.format``: ``"pairs"`` (``query, path``, a row per relevant file) or ``"dcase2025"`` (the official
+    ``metadata_eval.csv``: ``query, audio_filenames`` with a Python list of file names per query). Query
+    texts keep their case and punctuation (the model's normalisation is applied when they are embedded);
+    rows of one query are merged.
+    """
     root = Path(cfg.audio_root) if cfg.audio_root else Path(cfg.path).parent
     out: dict[str, set[Path]] = {}
-    for r in rows:
-        q = " ".join(r["query"].split())
-        if q:
-            out.setdefault(q, set()).add((root / r["path"]).resolve())
+    if cfg.format == "pairs":
+        for r in _open_csv(Path(cfg.path), ["query", "path"]):
+            q = " ".join(r["query"].split())
+            if q:
+                out.setdefault(q, set()).add((root / r["path"]).resolve())
+    elif cfg.format == "dcase2025":
+        for n, r in enumerate(_open_csv(Path(cfg.path), ["query", "audio_filenames"]), 2):
+            q = " ".join(r["query"].split())
+            names = _literal_list(r["audio_filenames"], f"{cfg.path}:{n}")
+            if q and names:
+                out.setdefault(q, set()).update((root / name).resolve() for name in names)
+    else:
+        raise DataError(f"queries.format must be 'pairs' or 'dcase2025', not {cfg.format!r}")
     return out
+
+
+def caption_queries(clips: list[Clip], mode: str) -> tuple[list[str], list[set[int]]]:
+    """Queries made from the clips' captions: ``"grouped"`` (one per distinct caption, case-insensitive,
+    relevant to every clip carrying it) or ``"per_caption"`` (one per caption of each clip, that clip
+    relevant — the DCASE protocol)."""
+    if mode == "per_caption":
+        pairs = [(cap, i) for i, c in enumerate(clips) for cap in c.captions]
+        return [p[0] for p in pairs], [{p[1]} for p in pairs]
+    if mode != "grouped":
+        raise DataError(f"caption_queries must be 'grouped' or 'per_caption', not {mode!r}")
+    groups: dict[str, set[int]] = {}
+    text: dict[str, str] = {}
+    for i, c in enumerate(clips):
+        for cap in c.captions:
+            groups.setdefault(cap.lower(), set()).add(i)
+            text.setdefault(cap.lower(), cap)
+    return [text[k] for k in sorted(groups)], [groups[k] for k in sorted(groups)]
 
 
 def build_eval_set(cfg: EvalSetConfig) -> EvalSet:
     """Clips of ``cfg.sources`` (plus any file a query names), and the queries with their relevant clips.
 
-    Without ``cfg.queries`` every distinct caption (case-insensitive) is a query and its relevant clips
-    are all the clips carrying it.
+    Without ``cfg.queries`` the queries are the sources' captions (``cfg.caption_queries``). With it, they
+    are the file's queries, and the caption queries are kept in ``single``.
     """
     clips = check_audio_exists(read_sources(cfg.sources), "evaluation clips")
+    captions = caption_queries(clips, cfg.caption_queries)
+    if cfg.queries is None:
+        return EvalSet(clips, captions[0], captions[1])
     by_path = {c.path: i for i, c in enumerate(clips)}
-    if cfg.queries is not None:
-        table = read_queries(cfg.queries)
-        for q, paths in table.items():
-            missing = {p for p in paths if not p.is_file()}
-            if missing:
-                log.warning("query %r: %d relevant file(s) missing (e.g. %s)", q, len(missing), min(missing))
-            table[q] = paths - missing
-            for p in sorted(table[q]):
-                if p not in by_path:
-                    by_path[p] = len(clips)
-                    clips.append(Clip(key=str(p), path=p, captions=(), source="queries"))
-        queries = sorted(table)
-        relevant = [{by_path[p] for p in table[q]} for q in queries]
-    else:
-        groups: dict[str, set[int]] = {}
-        text: dict[str, str] = {}
-        for i, c in enumerate(clips):
-            for cap in c.captions:
-                groups.setdefault(cap.lower(), set()).add(i)
-                text.setdefault(cap.lower(), cap)
-        queries = [text[k] for k in sorted(groups)]
-        relevant = [groups[k] for k in sorted(groups)]
-    return EvalSet(clips, queries, relevant)
+    table = read_queries(cfg.queries)
+    lost = 0
+    for q, paths in table.items():
+        missing = {p for p in paths if not p.is_file()}
+        if missing:
+            lost += 1
+            log.warning("query %r: %d relevant file(s) missing (e.g. %s)", q, len(missing), min(missing))
+        table[q] = paths - missing
+        for p in sorted(table[q]):
+            if p not in by_path:
+                by_path[p] = len(clips)
+                clips.append(Clip(key=str(p), path=p, captions=(), source="queries"))
+    if lost:
+        log.warning("%d of %d queries lost relevant files: the metrics are not the official ones", lost, len(table))
+    queries = sorted(table)
+    relevant = [{by_path[p] for p in table[q]} for q in queries]
+    return EvalSet(clips, queries, relevant, single=captions if captions[0] else None)

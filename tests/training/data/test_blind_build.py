@@ -276,3 +276,22 @@ def test_committed_blind_set_is_consistent():
         "machinery",
         "ui",
     } <= set(cats.values())
+
+
+def test_recipe_blind_eval_set_is_every_inventory_clip(tmp_path):
+    """``data.eval.blind`` of the sfx-small recipe reads queries.csv; with the clips in place its candidate
+    pool is the whole inventory and every query has a relevant clip."""
+    from training.config import QueriesConfig, load_recipe
+    from training.data.readers import build_eval_set
+
+    recipe = load_recipe(bb.HERE.parents[1] / "recipes" / "sfx-small" / "stage3.toml")
+    blind = recipe.data.eval["blind"]
+    assert Path(blind.queries.path) == Path("training/data/blind/queries.csv") and not blind.sources
+    clips = bb.read_inventory()
+    for c in clips:  # build_eval_set only needs the files to exist
+        (tmp_path / c.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / c.path).touch()
+    queries = QueriesConfig(path=str(bb.QUERIES), audio_root=str(tmp_path))
+    eval_set = build_eval_set(type(blind)(sources=(), queries=queries))
+    assert len(eval_set.clips) == len(clips)
+    assert len(eval_set.queries) == len(bb.read_queries()) and all(eval_set.relevant)

@@ -15,7 +15,7 @@ version, member path, duration, licence) from packages that are never used for t
     python -m training.data.blind.build --cache data/blind/cache --out data/blind/clips
     python -m training.data.blind.build --scan --cache data/blind/cache   # regenerate inventory.csv
 
-Fetching and unpacking reuse :func:`training.data.debian.fetch.fetch_deb` / :func:`~training.data.debian.fetch.extract_deb`;
+Fetching and unpacking reuse :func:`training.data.debian.fetch.fetch_deb` / :func:`training.data.debian.fetch.extract_deb`;
 durations and licences reuse the same module's readers, so both corpora are built the same way.
 """
 

@@ -1,0 +1,64 @@
+"""What a model is good and weak at, in a sound designer's words (no Qt).
+
+The technical model card (recipe, metrics, licences) stays behind the Settings dialog's "Details"; these
+notes are what a user needs to choose a model and to phrase queries. Numbers are the shipped model's
+measurements on sound packages it never saw in training (its MODEL_CARD.md and benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+NOTES: dict[str, dict[str, object]] = {
+    "earshot-sfx-small": {
+        "summary": (
+            "A small, fast model for sound-effects libraries. It runs on any computer without a graphics "
+            "card and indexes about an hour of audio per minute."
+        ),
+        "good": [
+            "Game and interface sounds: explosions, impacts, metal clangs and hits, whooshes, "
+            "notification chimes and beeps, clicks, footsteps, doors, water splashes.",
+            "Short one-shots; on a long file it jumps to the best-matching 2-second stretch.",
+            "“Find similar”: sound against sound works for any kind of sound, also those it cannot name.",
+            "In Both mode it also reads file names and embedded metadata (BWF, iXML, UCS), which ranks the "
+            "right files clearly higher on libraries it had never heard (measured: mAP@16 0.26 with names "
+            "vs 0.16 by sound alone).",
+        ],
+        "weak": [
+            "Animals, musical instruments, household objects, vehicles and real-world ambiences: it learned "
+            "from game and desktop sounds, so these are found mostly by their file names.",
+            "Negations, counts and order (“no music”, “two knocks”, “dog then cat”) are ignored.",
+            "By sound alone, the best file is first for about 1 query in 17 and in the first ten for about "
+            "1 in 4 on unfamiliar libraries: expect to audition a few results.",
+        ],
+        "tip": "Describe the sound itself in a few words (“heavy wooden door creak”), use Keywords mode "
+        "for names and catalogue terms, and “find similar” on a good hit to find its siblings.",
+    },
+}
+
+
+def _key(name: str) -> str:
+    return name.strip().lower()
+
+
+def notes_html(name: str | None, description: str = "", trained: bool = True) -> str:
+    """Rich text for the Settings dialog: a summary, "good at", "weak at" and a tip; a short generic text
+    for a model without notes (its description, if any)."""
+    if not name:
+        return ""
+    if not trained:
+        return (
+            f"<p><b>{escape(name)}</b> is an untrained placeholder: its results are not meaningful. "
+            "Pick a trained model.</p>"
+        )
+    notes = NOTES.get(_key(name))
+    if notes is None:
+        text = escape(description) if description else "No plain-language notes come with this model."
+        return f"<p>{text}</p><p>The technical details are under “Details”.</p>"
+    items = "".join
+    return (
+        f"<p>{escape(str(notes['summary']))}</p>"
+        f"<p><b>Good at</b></p><ul>{items(f'<li>{escape(x)}</li>' for x in notes['good'])}</ul>"
+        f"<p><b>Weak at</b></p><ul>{items(f'<li>{escape(x)}</li>' for x in notes['weak'])}</ul>"
+        f"<p><i>{escape(str(notes['tip']))}</i></p>"
+    )
