@@ -247,6 +247,13 @@ def cmd_index(args) -> int:
     return 3 if summary.unavailable_roots or summary.missing_roots else 0
 
 
+def _notice_newer_default(lib) -> None:
+    """One line on stderr when the shipped default model is newer than the library's (stdout stays clean)."""
+    notice = lib.reindex_notice()
+    if notice:
+        print(f"earshot: {notice}", file=sys.stderr)
+
+
 def cmd_search(args) -> int:
     from engine.errors import QueryError
     from engine.search import Searcher
@@ -255,6 +262,7 @@ def cmd_search(args) -> int:
         raise QueryError("give either a query or --queries FILE")
     lib = _open_library(args)
     try:
+        _notice_newer_default(lib)
         searcher = Searcher(lib)
         filters = _make_filters(args)
         if args.queries:
@@ -304,6 +312,7 @@ def cmd_status(args) -> int:
     lib = _open_library(args)
     try:
         st = library_status(lib, failed_limit=None if args.failed else 20)
+        _notice_newer_default(lib)
     finally:
         lib.close()
     if args.json:

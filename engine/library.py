@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -33,8 +34,8 @@ import numpy as np
 from filelock import FileLock, Timeout
 from sqlalchemy import delete, func, select
 
-from engine.bundle import Bundle, load_bundle, resolve_bundle
-from engine.errors import LibraryDamagedError, LibraryError, LibraryLockedError
+from engine.bundle import Bundle, load_bundle, read_spec, resolve_bundle
+from engine.errors import BundleError, LibraryDamagedError, LibraryError, LibraryLockedError
 from engine.name_index import NameIndex, sync_file_texts
 from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.storage import db
@@ -45,6 +46,16 @@ log = logging.getLogger(__name__)
 DB_NAME = "earshot.db"
 SAMPLE = 32  # vectors of a loaded index compared with the database, each way
 QUERY_CACHE = 64  # query embeddings remembered per library
+
+
+def _version_key(version: str) -> tuple:
+    """``"2.0.0"`` → comparable key; a suffix ranks a part below the plain number (``1.0.0rc1`` < ``1.0.0``)."""
+    key = []
+    for part in str(version).replace("-", ".").split("."):
+        m = re.match(r"(\d*)(.*)", part)
+        num, rest = m.group(1), m.group(2)  # type: ignore[union-attr]
+        key.append((int(num) if num else -1, 0 if rest else 1, rest))
+    return tuple(key)
 
 
 def default_library_dir() -> Path:
@@ -143,6 +154,42 @@ class Library:
             self._encoder = Encoder(self.bundle, device=self.device)
         return self._encoder
 
+    def newer_default(self) -> dict | None:
+        """The default bundle when it is a newer version of the model this library uses, else ``None``.
+
+        A library keeps the bundle it was indexed with (its vectors belong to that bundle), so after an
+        update that ships a new default it goes on searching with the old one; this tells the caller that
+        re-indexing with the new default is possible. Returns ``{"name", "version", "bundle_id", "path",
+        "current_version", "command"}``: same bundle ``name``, strictly higher ``version``.
+        """
+        try:
+            path = resolve_bundle(None)
+            spec = read_spec(path)
+        except BundleError:
+            return None
+        b = self.bundle
+        if spec.get("name") != b.name or spec.get("bundle_id") == b.bundle_id:
+            return None
+        if _version_key(spec.get("version", "")) <= _version_key(b.version):
+            return None
+        return {
+            "name": spec["name"],
+            "version": spec["version"],
+            "bundle_id": spec.get("bundle_id", ""),
+            "path": str(path),
+            "current_version": b.version,
+            "command": f"earshot index --model {path.name}",
+        }
+
+    def reindex_notice(self) -> str | None:
+        """One line telling the user that a newer default model can re-index this library, or ``None``."""
+        newer = self.newer_default()
+        if newer is None:
+            return None
+        return (
+            f"a newer default model is available: {newer['name']} {newer['version']} (this library uses "
+            f"{newer['current_version']}); re-index to use it: {newer['command']}"
+        )
     def _shared_text_backbone(self) -> str | None:
         """The bundle's text backbone that *is* the name encoder's network, if any (shared, not loaded twice)."""
         from engine.name_encoder import shares_backbone

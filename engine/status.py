@@ -14,7 +14,8 @@ from engine.storage import db
 
 def library_status(lib: Library, *, failed_limit: int | None = 20) -> dict:
     """A JSON-ready summary: ``files`` (indexed OK), ``windows`` (with vectors of the current bundle),
-    ``errors`` (failed files), ``bundle``, ``roots``, ``audio_hours``, ``failed`` (path, reason, message)."""
+    ``errors`` (failed files), ``bundle``, ``roots``, ``audio_hours``, ``failed`` (path, reason, message),
+    ``newer_default`` (:meth:`Library.newer_default`: a newer default model to re-index with, or null)."""
     b = lib.bundle
     with lib.engine.connect() as conn:
         ok = conn.execute(select(func.count()).select_from(db.File).where(db.File.status == "ok")).scalar_one()
@@ -59,6 +60,7 @@ def library_status(lib: Library, *, failed_limit: int | None = 20) -> dict:
         "failed": failed,
         "scan_errors": len(scan_failed),
         "generation": generation,
+        "newer_default": lib.newer_default(),
     }
 
 

@@ -20,6 +20,7 @@ def make_tiny_bundle(
     weights: list[float] | None = None,
     seed: int = 0,
     name: str = "tiny-test",
+    version: str = "0.0.1",
 ) -> Path:
     audio_cfg = {"sample_rate": TINY_SR, "out_dim": 32, "seed": seed}
     text_cfg = {"out_dim": 32, "seed": seed}
@@ -45,7 +46,7 @@ def make_tiny_bundle(
     save_bundle(
         dest,
         name=name,
-        version="0.0.1",
+        version=version,
         description="random tiny test bundle",
         trained=False,
         sample_rate=TINY_SR,

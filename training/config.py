@@ -295,7 +295,8 @@ class EvalConfig:
 @dataclass(frozen=True)
 class EnsembleConfig:
     """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``;
-    ``search``: how the weights are found."""
+    ``search``: how the weights are found; ``max_members`` (0: no limit; grid search only): at most this
+    many members get a non-zero weight (each one adds ``embed_dim`` dimensions to every stored vector)."""
 
     members: tuple[str, ...] = ()
     eval_set: str = "val"
@@ -305,6 +306,7 @@ class EnsembleConfig:
     #: ``"auto"`` (the full grid when it is small, else coordinate ascent), ``"grid"``, ``"coordinate"``
     #: or ``"uniform"`` (see :mod:`training.ensemble`).
     search: str = "auto"
+    max_members: int = 0
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,18 @@ def search_weights(
     *,
     step: float = 0.1,
     metric: str = "map@16",
+    max_members: int = 0,
 ) -> tuple[tuple[float, ...], float]:
     """Best weights and their metric. ``member_scores``: per member float ``[Q, R]`` (queries × audio rows),
     rows grouped into clips by ``offsets`` ``[N + 1]``. Among equally good weights the most balanced
-    (closest to uniform) wins, then the earliest grid point."""
+    (closest to uniform) wins, then the earliest grid point. ``max_members`` > 0 keeps only grid points
+    with at most that many non-zero weights."""
     best: tuple[tuple[float, ...], float, float] | None = None
     stacked = np.stack([np.asarray(s, dtype=np.float32) for s in member_scores])
     uniform = np.full(len(member_scores), 1.0 / len(member_scores))
     for w in weight_grid(len(member_scores), step):
+        if max_members > 0 and sum(x > 0 for x in w) > max_members:
+            continue
         fused = np.tensordot(np.asarray(w, dtype=np.float32), stacked, axes=1)
         value = _metric(clip_scores(fused, offsets), relevant, metric)
         spread = float(np.abs(np.asarray(w) - uniform).sum())
@@ -155,8 +159,12 @@ def run_ensemble(recipe: Recipe, device: str = "cpu") -> dict:
     search = e.search
     if search == "auto":
         search = "grid" if grid_size(len(scores), e.step) <= MAX_GRID else "coordinate"
+    if e.max_members > 0 and search != "grid":
+        raise EarshotError(f"ensemble.max_members needs search = \"grid\" (this one is {search!r})")
     if search == "grid":
-        weights, value = search_weights(scores, offsets, eval_set.relevant, step=e.step, metric=e.metric)
+        weights, value = search_weights(
+            scores, offsets, eval_set.relevant, step=e.step, metric=e.metric, max_members=e.max_members
+        )
     elif search == "coordinate":
         weights, value = coordinate_weights(scores, offsets, eval_set.relevant, step=e.step, metric=e.metric)
     elif search == "uniform":

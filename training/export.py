@@ -168,9 +168,8 @@ def model_card(
         final = run.path / "final.json"
         if final.is_file():
             f = json.loads(final.read_text(encoding="utf-8"))
-            lines.append(
-                f"- `{run.path}`: {f.get('stage')}, {f.get('epochs')} epochs, {f.get('steps')} steps, {f.get('pairs')} pairs"
-            )
+            counts = [f"{f[k]} {k}" for k in ("epochs", "steps", "pairs") if f.get(k) is not None]
+            lines.append(f"- `{run.path}`: " + ", ".join([str(f.get("stage")), *counts]))
     lines += ["", "## Training data", ""]
     if "error" in data:
         lines.append(f"(not available: {data['error']})")

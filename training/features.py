@@ -15,6 +15,7 @@ sharing a cache may write at the same time).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ import numpy as np
 from filelock import FileLock
 
 from engine.audio import iter_windows, load_mono
-from engine.errors import AudioError
+from engine.errors import AudioError, ModelError
 from training.augment.mix import frame, mix_signals
 from training.config import BackboneConfig
 from training.data.readers import Clip
@@ -195,8 +196,25 @@ class FrozenBackbone:
             p.requires_grad_(False)
         self.out_dim = int(self.module.out_dim)
         self.sample_rate, self.window_s, self.hop_s = int(sample_rate), float(window_s), float(hop_s)
+        # A backbone with ``cache_config``/``from_cached`` (aisfx_cnn) caches the outputs of a wider
+        # variant once; every pooling/classifier setting is derived from them (no new extraction).
+        self.view = self.module
+        config = {k: v for k, v in cfg.config.items() if k != "pretrained"}
+        if side == "audio" and hasattr(self.module, "cache_config"):
+            pretrained = {"pretrained": cfg.config["pretrained"]} if cfg.config.get("pretrained") else {}
+            try:  # with the classifier heads when the weights have them: one cache for every variant
+                config = self.module.cache_config(classifiers=True)
+                wide_module = build_backbone(side, dataclasses.replace(cfg, config={**config, **pretrained}))
+            except ModelError:
+                if getattr(self.module, "classifiers", None) is not None:
+                    raise
+                config = self.module.cache_config(classifiers=False)
+                wide_module = build_backbone(side, dataclasses.replace(cfg, config={**config, **pretrained}))
+            self.module = wide_module.eval().to(self.device)
+            for p in self.module.parameters():
+                p.requires_grad_(False)
         # Where the weights were read from is not part of the key (their bytes are, via the module).
-        spec = {"side": side, "arch": cfg.arch, "config": {k: v for k, v in cfg.config.items() if k != "pretrained"}}
+        spec = {"side": side, "arch": cfg.arch, "config": config}
         if side == "audio":
             spec.update(sample_rate=self.sample_rate, window_s=self.window_s, hop_s=self.hop_s)
         self.fingerprint = fingerprint(spec, self.module)
@@ -280,7 +298,13 @@ class FrozenBackbone:
 
     def audio_features(self, clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
         """``(window features float32 [Σ windows, F], offsets int64 [len(clips) + 1])`` (all cached)."""
-        return self.store.stack([clip_token(c) for c in clips])
+        feats, offsets = self.store.stack([clip_token(c) for c in clips])
+        if self.view is not self.module:
+            import torch
+
+            with torch.inference_mode():
+                feats = self.view.from_cached(torch.from_numpy(feats)).float().numpy()
+        return feats, offsets
 
 
 class AudioStore:

@@ -6,7 +6,8 @@ by ``|R|``, so a query with more relevant items than ``k`` can never reach 1. ``
 queries; queries without any relevant item are left out.
 
 ``R@k`` (recall) is ``|R ∩ top k| / |R|`` averaged over queries (with one relevant item per query, as on
-Clotho, it is the usual hit rate).
+Clotho, it is the usual hit rate). ``miss@16`` is the share of queries with no relevant item in the top 16
+(lower is better: the user saw nothing useful on the first page).
 
 Ties: items with equal scores are ranked *pessimistically* — irrelevant items before relevant ones — so
 a model that scores everything alike earns nothing by luck, and results never depend on item order.
@@ -101,7 +102,7 @@ def retrieval_metrics(
     """mAP@16, mAP@10 and R@k (``ks``) for a score matrix ``[Q queries, N items]`` (higher = better).
 
     ``relevant``: per query the indices of its relevant items, or a bool ``[Q, N]`` matrix. Returns
-    ``{"map@16", "map@10", "R@1", "R@5", "R@10", "queries"}`` (metrics in [0, 1]; ``queries`` counts
+    ``{"map@16", "map@10", "R@1", "R@5", "R@10", "miss@16", "queries"}`` (metrics in [0, 1]; ``queries`` counts
     those with at least one relevant item, the only ones averaged).
     """
     scores = np.asarray(scores, dtype=np.float64)
@@ -110,13 +111,14 @@ def retrieval_metrics(
     keep = n_rel > 0
     out: dict[str, float] = {"queries": float(keep.sum())}
     if not keep.any():
-        return {**out, "map@16": 0.0, "map@10": 0.0, **{f"R@{k}": 0.0 for k in ks}}
+        return {**out, "map@16": 0.0, "map@10": 0.0, **{f"R@{k}": 0.0 for k in ks}, "miss@16": 1.0}
     top = top_k_relevance(scores[keep], rel[keep], max([16, *ks]))
     n_rel = n_rel[keep]
     for k in (16, 10):
         out[f"map@{k}"] = _mean_ap(top, n_rel, k)
     for k in ks:
         out[f"R@{k}"] = float(np.mean(top[:, :k].sum(axis=1) / n_rel))
+    out["miss@16"] = float(np.mean(~top[:, :16].any(axis=1)))
     return out
 
 

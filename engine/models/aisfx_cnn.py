@@ -12,6 +12,9 @@ Signal path (config keys in brackets)::
       → 4 conv blocks (Conv3x3-BN-ReLU ×2, then max-pool 2×2, 2×2, 2×2, 1×1) → Tensor[B, 512, T//8, 12]
       → mean over frequency → features Tensor[B, 512, T//8]      (forward_features)
       → time pooling [time_pool]: "max" (original, 512-d), "mean" (512-d), "meanmax" (1024-d)
+      ⊕ [classifiers]: the checkpoint's nine classifier heads (MLP 512→256→128→classes, one per
+        professional library it was trained on: 378 classes in all) applied to the max-pooled 512-d
+        embedding, appended as "logits" or "probs" (softmax per head); "none" (default) appends nothing
 
 Frame ↔ time mapping: mel frame ``k`` is centred on sample ``k * 1024``; feature step ``j`` (after the
 three 2× poolings) summarises mel frames ``8j … 8j + 7``, i.e. it starts at ``j * 8 * 1024 / 44100`` ≈
@@ -36,6 +39,20 @@ from engine.models.registry import register_audio_backbone
 log = logging.getLogger(__name__)
 
 TIME_POOLS = ("max", "mean", "meanmax")
+CLASSIFIER_OUTPUTS = ("none", "logits", "probs")
+#: The classifier heads of the published checkpoint (CrossNet ``ds_dict``: dataset → classes), in order.
+CLASSIFIER_HEADS: tuple[tuple[str, int], ...] = (
+    ("prosfx", 78),
+    ("soundlyTrain", 79),
+    ("ucsMixed", 69),
+    ("soundstormBalanced", 81),
+    ("productionelementsBalanced", 10),
+    ("cartoonexpressBalanced", 27),
+    ("hpxdigitalBalanced", 3),
+    ("series6000Balanced", 23),
+    ("series9000Balanced", 8),
+)
+CLASSIFIER_PREFIX = "classifiers."
 #: Mel frames per feature step (three 2× poolings in time).
 TIME_REDUCTION = 8
 #: Frames per aiSFX training block (≈ 2.32 s at 44.1 kHz, hop 1024).
@@ -88,6 +105,11 @@ class AisfxCNN(nn.Module):
         ``time_pool``: ``"max"`` (default, as trained), ``"mean"`` or ``"meanmax"`` (→ 1024-d).
         ``peak_normalize``: ``"window"`` (default: each input row scaled to peak 1) or ``"none"``.
         ``hl1``: channels of the first block (64 for the published weights; tests use smaller).
+        ``classifiers``: ``"none"`` (default), ``"logits"`` or ``"probs"``: append the outputs of the
+            checkpoint's nine classifier heads (378 values, see :data:`CLASSIFIER_HEADS`), computed from
+            the max-pooled embedding of the same window, whatever ``time_pool`` is.
+        ``classifier_scale``: factor applied to those outputs (default 1.0; logits are ≈ 5× larger
+            than the conv features, probabilities ≈ 30× smaller).
         ``pretrained``: safetensors file (absolute, or relative to the bundle directory) for
             :meth:`load_pretrained`.
     """
@@ -95,10 +117,21 @@ class AisfxCNN(nn.Module):
     sample_rate = AISFX_SAMPLE_RATE
     hop_length = AISFX_FRONTEND["hop_length"]
 
-    def __init__(self, time_pool: str = "max", peak_normalize: str = "window", hl1: int = 64) -> None:
+    def __init__(
+        self,
+        time_pool: str = "max",
+        peak_normalize: str = "window",
+        hl1: int = 64,
+        classifiers: str = "none",
+        classifier_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if time_pool not in TIME_POOLS:
             raise ModelError(f"aisfx_cnn: time_pool must be one of {TIME_POOLS}, got {time_pool!r}")
+        if classifiers not in CLASSIFIER_OUTPUTS:
+            raise ModelError(
+                f"aisfx_cnn: classifiers must be one of {CLASSIFIER_OUTPUTS}, got {classifiers!r}"
+            )
         if peak_normalize not in ("window", "none"):
             raise ModelError(f"aisfx_cnn: peak_normalize must be 'window' or 'none', got {peak_normalize!r}")
         self.time_pool = time_pool
@@ -110,7 +143,21 @@ class AisfxCNN(nn.Module):
         self.conv_block3 = ConvBlock(chans[2], chans[3], pools[2])
         self.conv_block4 = ConvBlock(chans[3], chans[4], pools[3])
         self.feature_dim = chans[4]
-        self.out_dim = self.feature_dim * (2 if time_pool == "meanmax" else 1)
+        self.classifier_output = classifiers
+        self.classifier_scale = float(classifier_scale)
+        self.peak_normalize = peak_normalize
+        self.hl1 = hl1
+        # Built only when used, so a model without them keeps the state dict (and weights file) of 1.0.
+        self.classifiers: nn.ModuleList | None = None
+        n_classes = 0
+        if classifiers != "none":
+            d = self.feature_dim
+            self.classifiers = nn.ModuleList(
+                nn.Sequential(nn.Linear(d, d // 2), nn.ReLU(), nn.Linear(d // 2, d // 4), nn.ReLU(), nn.Linear(d // 4, n))
+                for _, n in CLASSIFIER_HEADS
+            )
+            n_classes = sum(n for _, n in CLASSIFIER_HEADS)
+        self.out_dim = self.feature_dim * (2 if time_pool == "meanmax" else 1) + n_classes
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -122,7 +169,7 @@ class AisfxCNN(nn.Module):
         sample_rate = config.pop("sample_rate", cls.sample_rate)
         if int(sample_rate) != cls.sample_rate:
             raise ModelError(f"aisfx_cnn runs at {cls.sample_rate} Hz, not {sample_rate}")
-        allowed = {"time_pool", "peak_normalize", "hl1"}
+        allowed = {"time_pool", "peak_normalize", "hl1", "classifiers", "classifier_scale"}
         unknown = set(config) - allowed
         if unknown:
             raise ModelError(f"aisfx_cnn: unknown config keys {sorted(unknown)}")
@@ -143,8 +190,14 @@ class AisfxCNN(nn.Module):
         self.load_weights_file(path)
 
     def load_weights_file(self, path: Path | str) -> None:
-        """Load a safetensors state dict (as written by ``scripts/convert_aisfx.py``) strictly."""
+        """Load a safetensors state dict (as written by ``scripts/convert_aisfx.py``) strictly.
+
+        The file's classifier heads (``classifiers.*``) are left out when this model does not use them;
+        a model that uses them needs a file that has them.
+        """
         state = read_weights(path)
+        if self.classifiers is None:
+            state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIX)}
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -171,12 +224,63 @@ class AisfxCNN(nn.Module):
         return x.mean(dim=3)
 
     def pool_time(self, features: Tensor) -> Tensor:
-        """``Tensor[B, 512, T']`` → ``Tensor[B, out_dim]`` with the configured ``time_pool``."""
+        """``Tensor[B, 512, T']`` → ``Tensor[B, out_dim]`` with the configured ``time_pool`` (and the
+        classifier outputs when configured)."""
+        peak = features.amax(dim=2)
         if self.time_pool == "max":
-            return features.amax(dim=2)
-        if self.time_pool == "mean":
-            return features.mean(dim=2)
-        return torch.cat([features.mean(dim=2), features.amax(dim=2)], dim=1)
+            pooled = peak
+        elif self.time_pool == "mean":
+            pooled = features.mean(dim=2)
+        else:
+            pooled = torch.cat([features.mean(dim=2), peak], dim=1)
+        if self.classifiers is None:
+            return pooled
+        return torch.cat([pooled, self.classify(peak)], dim=1)
+
+    def classify(self, embedding: Tensor) -> Tensor:
+        """Max-pooled embedding ``Tensor[B, 512]`` → the nine heads' outputs ``Tensor[B, 378]`` (logits,
+        or probabilities with a softmax per head, as configured)."""
+        if self.classifiers is None:
+            raise ModelError("aisfx_cnn: this model was built without classifier heads")
+        # Always in float32: under bf16 autocast the softmax of 9 small heads would lose the tails.
+        with torch.autocast(embedding.device.type, enabled=False):
+            x = embedding.float()
+            return self._classifier_output(torch.cat([head(x) for head in self.classifiers], dim=1))
+
+    def _classifier_output(self, logits: Tensor) -> Tensor:
+        """Concatenated logits ``Tensor[B, 378]`` → the configured output (probabilities, scaled)."""
+        if self.classifier_output == "probs":
+            sizes = [n for _, n in CLASSIFIER_HEADS]
+            logits = torch.cat([part.softmax(dim=1) for part in logits.split(sizes, dim=1)], dim=1)
+        return logits * self.classifier_scale if self.classifier_scale != 1.0 else logits
+
+    # -- cached features (training) -------------------------------------------------------------------
+
+    def cache_config(self, classifiers: bool = True) -> dict:
+        """Config of a model whose outputs contain this model's: mean+max pooling and, with
+        ``classifiers`` (needed when this model uses them), the raw logits. Training caches those once
+        and derives every variant from them with :meth:`from_cached`, so trying a pooling or classifier
+        setting costs no new feature extraction."""
+        return {
+            "time_pool": "meanmax",
+            "peak_normalize": self.peak_normalize,
+            "hl1": self.hl1,
+            "classifiers": "logits" if classifiers or self.classifiers is not None else "none",
+        }
+
+    def from_cached(self, cached: Tensor) -> Tensor:
+        """Outputs of a :meth:`cache_config` model ``Tensor[B, 2·512 (+378)]`` → this model's
+        ``Tensor[B, out_dim]``; equal to :meth:`forward` on the same windows (up to float rounding)."""
+        d = self.feature_dim
+        n_classes = sum(n for _, n in CLASSIFIER_HEADS)
+        widths = (2 * d + n_classes,) if self.classifiers is not None else (2 * d, 2 * d + n_classes)
+        if cached.shape[1] not in widths:
+            raise ModelError(f"aisfx_cnn: cached features of width {cached.shape[1]} do not fit {self.cache_config()}")
+        mean, peak = cached[:, :d], cached[:, d : 2 * d]
+        pooled = {"max": peak, "mean": mean, "meanmax": cached[:, : 2 * d]}[self.time_pool]
+        if self.classifiers is None:
+            return pooled
+        return torch.cat([pooled, self._classifier_output(cached[:, 2 * d :].float())], dim=1)
 
     def forward(self, wave: Tensor) -> Tensor:
         """``Tensor[B, S]`` float32 mono at 44.1 kHz (±1) → ``Tensor[B, out_dim]`` float32.

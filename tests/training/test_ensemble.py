@@ -42,3 +42,19 @@ def test_fused_windows_are_scored_per_clip_by_their_best_window() -> None:
     # Per-member maxima would give clip 0 a fused 1.0 > 0.6; per fused window it has only 0.5 < 0.6.
     weights, value = search_weights([a, b], offsets, [{1}], step=0.5)
     assert weights == (0.5, 0.5) and value == pytest.approx(1.0)
+
+
+def test_max_members_limits_the_non_zero_weights() -> None:
+    # Four members, each ranking a different query right: the unconstrained best uses all four.
+    n = 4
+    scores = []
+    for m in range(n):
+        s = np.zeros((n, n), dtype=np.float32)
+        s[m, m] = 1.0
+        scores.append(s)
+    offsets = np.arange(n + 1)
+    relevant = [{q} for q in range(n)]
+    free, v_free = search_weights(scores, offsets, relevant, step=0.25)
+    assert sum(w > 0 for w in free) == 4
+    capped, v_capped = search_weights(scores, offsets, relevant, step=0.25, max_members=2)
+    assert sum(w > 0 for w in capped) == 2 and v_capped < v_free

@@ -127,3 +127,36 @@ def test_audio_store_decodes_once(tmp_path: Path) -> None:
     with pytest.raises(AudioError):
         store.load(missing)
     assert store.prepare([clip, missing]) == [clip]
+
+
+def test_aisfx_variants_share_one_wide_cache_and_equal_the_engine_module(tmp_path: Path) -> None:
+    """Every aisfx pooling/classifier setting reads the same cached rows and gets what the engine's module
+    computes on the same windows (so indexing embeds exactly what training saw)."""
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    weights = tmp_path / "aisfx.safetensors"
+    full = build_audio_backbone("aisfx_cnn", {"hl1": 4, "classifiers": "logits"})
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, str(weights))
+    sig = np.random.default_rng(0).standard_normal(44100 * 3).astype(np.float32) * 0.2
+    sf.write(tmp_path / "a.wav", sig, 44100)
+    clips = [Clip("a", tmp_path / "a.wav", ("x",))]
+    window = 102400 / 44100
+    dirs = set()
+    for config in ({}, {"time_pool": "meanmax"}, {"classifiers": "probs", "classifier_scale": 10.0}):
+        cfg = BackboneConfig("aisfx", "aisfx_cnn", {"hl1": 4, "pretrained": str(weights), **config})
+        fb = FrozenBackbone("audio", cfg, tmp_path / "cache", sample_rate=44100, window_s=window, hop_s=window)
+        assert fb.prepare_audio(clips) == clips
+        feats, offsets = fb.audio_features(clips)
+        dirs.add(fb.store.dir)
+        engine_module = build_audio_backbone("aisfx_cnn", {"hl1": 4, **config})
+        engine_module.load_pretrained({"pretrained": str(weights)}, None)
+        engine_module.eval()
+        with torch.inference_mode():
+            ref = np.concatenate(
+                [engine_module(torch.from_numpy(w)).numpy() for _, w in iter_windows(clips[0].path, 44100, window, window)]
+            )
+        assert feats.shape == ref.shape == (2, engine_module.out_dim) and offsets.tolist() == [0, 2]
+        np.testing.assert_allclose(feats, ref, rtol=2e-2, atol=2e-2)  # the cache stores float16
+    assert len(dirs) == 1  # one extraction served all three

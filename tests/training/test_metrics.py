@@ -90,3 +90,10 @@ def test_matches_the_naive_reference_on_random_cases_with_ties(seed: int) -> Non
     # The top-k fast path equals the head of the full ranking.
     full = ranked_relevance(scores, relevant)
     assert np.array_equal(top_k_relevance(scores, relevant, 16), full[:, :16])
+
+
+def test_miss_at_16_counts_queries_with_nothing_relevant_on_the_first_page() -> None:
+    scores = np.tile(np.linspace(1.0, 0.0, 20), (3, 1))  # item i ranks i + 1 for every query
+    m = retrieval_metrics(scores, [{0}, {15}, {16, 19}])
+    assert m["miss@16"] == pytest.approx(1 / 3)  # only the third query has nothing in ranks 1..16
+    assert retrieval_metrics(scores, [{17}, {18}, {19}])["miss@16"] == 1.0

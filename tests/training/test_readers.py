@@ -119,3 +119,25 @@ def test_missing_audio_is_dropped_from_eval_sets(tmp_path: Path, corpus: dict[st
                 (SourceConfig("captions", str(_write(tmp_path / "g.csv", "path,caption\ngone.wav,x\n"))),)
             )
         )
+
+
+def test_captions_table_keeps_the_packages_a_recipe_names(tmp_path: Path) -> None:
+    from training.config import SourceConfig
+    from training.data.readers import DataError, read_sources
+
+    table = tmp_path / "cov.csv"
+    table.write_text(
+        "path,caption,package,licence,split\n"
+        "a/x.wav,a flute note,fluid,GPL-2+,train\n"
+        "b/y.wav,a flute note,musescore,MIT,train\n"
+        "a/z.wav,a dog barks,fluid,GPL-2+,train\n",
+        encoding="utf-8",
+    )
+    every = read_sources([SourceConfig("captions", str(table), str(tmp_path), "train")])
+    assert len(every) == 3
+    kept = read_sources([SourceConfig("captions", str(table), str(tmp_path), "train", options={"packages": ["fluid"]})])
+    assert sorted(c.path.name for c in kept) == ["x.wav", "z.wav"] and {c.licence for c in kept} == {"GPL-2+"}
+    plain = tmp_path / "plain.csv"
+    plain.write_text("path,caption\na/x.wav,a flute note\n", encoding="utf-8")
+    with pytest.raises(DataError, match="package"):
+        read_sources([SourceConfig("captions", str(plain), str(tmp_path), options={"packages": ["fluid"]})])

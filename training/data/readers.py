@@ -16,7 +16,8 @@ Formats (``SourceConfig.format``):
   subset must drop or evaluation audio leaks into training. ``options.exclude_youtube_ids_from``: AudioCaps
   CSVs whose ``youtube_id`` s are left out of AudioSet_SL (ids ``Y<youtube_id>.wav``; the baseline's
   ``audioset_no_audiocaps`` subset);
-* ``captions`` — a generic table, CSV or JSONL, with ``path`` and ``caption`` (optional ``split``);
+* ``captions`` — a generic table, CSV or JSONL, with ``path`` and ``caption`` (optional ``split``;
+  ``options.packages`` keeps the rows of these ``package`` values);
 * ``debian_sfx`` — the Debian sound-effects captions table (``path, caption, concept, package, licence,
   split, duration_s``; see :mod:`training.data.captions`).
 
@@ -252,13 +253,19 @@ def _read_table(path: Path) -> list[dict[str, str]]:
 
 
 def read_captions_table(src: SourceConfig) -> list[Clip]:
+    """``path, caption[, split, package, licence, …]`` rows. ``options.packages``: keep only rows whose
+    ``package`` column is one of these (a recipe trains on part of a committed table)."""
     path = Path(src.path)
     root = _root(src)
     rows = _read_table(path)
+    packages = src.options.get("packages")
+    if packages is not None and rows and "package" not in rows[0]:
+        raise DataError(f"{path}: options.packages needs a 'package' column")
     triples = [
         ((root / r["path"]).resolve(), r["caption"], r)
         for r in rows
-        if not src.split or r.get("split", src.split) == src.split
+        if (not src.split or r.get("split", src.split) == src.split)
+        and (packages is None or r.get("package") in packages)
     ]
     return _group(triples, src, path.stem)
 

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from engine.errors import ModelError
-from engine.models.aisfx_cnn import AisfxCNN, read_weights
+from engine.models.aisfx_cnn import CLASSIFIER_HEADS, AisfxCNN, read_weights
 from engine.models.mel import AISFX_FRONTEND, aisfx_frontend, hz_to_mel_htk, mel_filterbank
 from engine.models.registry import AUDIO_BACKBONES
 
@@ -239,16 +239,23 @@ def test_load_errors(small_net, tmp_path):
         net.load_weights_file(tmp_path / "junk.safetensors")
 
 
-def test_convert_script_on_a_synthetic_checkpoint(tmp_path):
-    convert_aisfx = pytest.importorskip("scripts.convert_aisfx")
+def _synthetic_wheel(tmp_path, heads=CLASSIFIER_HEADS):
+    """A wheel folder whose checkpoint is ``(state, ds_dict)`` like the published one (random weights)."""
     torch.manual_seed(3)
-    net = AisfxCNN.from_config({}).eval()
-    state = {"embedding_net." + k: v for k, v in net.state_dict().items()}
-    state["fc.0.0.weight"] = torch.zeros(256, 512)  # classifier heads are dropped
-    ds_dict = {"prosfx": (np.int64(0), 78)}
+    net = AisfxCNN.from_config({"classifiers": "logits"}).eval()
+    state = {}
+    for k, v in net.state_dict().items():
+        state[("fc." + k[len("classifiers."):]) if k.startswith("classifiers.") else "embedding_net." + k] = v
+    ds_dict = {name: (np.int64(i), n) for i, (name, n) in enumerate(heads)}
     wheel = tmp_path / "wheel"
     (wheel / "aisfx" / "models").mkdir(parents=True)
     torch.save((state, ds_dict), wheel / "aisfx" / "models" / "checkpoint.pth")
+    return wheel, net
+
+
+def test_convert_script_on_a_synthetic_checkpoint(tmp_path):
+    convert_aisfx = pytest.importorskip("scripts.convert_aisfx")
+    wheel, net = _synthetic_wheel(tmp_path)
     out = tmp_path / "out" / "aisfx.safetensors"
     assert convert_aisfx.main(["--wheel-dir", str(wheel), "--out", str(out), "--fp16"]) == 0
     with safe_open(str(out), "pt") as fh:
@@ -256,11 +263,76 @@ def test_convert_script_on_a_synthetic_checkpoint(tmp_path):
         keys = set(fh.keys())
         assert fh.get_tensor("conv_block1.conv1.weight").dtype == torch.float16
     assert meta["license"] == "CC-BY-4.0" and "Lerch" in meta["attribution"]
-    assert keys == set(net.state_dict())
-    loaded = AisfxCNN.from_config({}).eval()
+    assert meta["classifiers"].startswith("prosfx:78,soundlyTrain:79")
+    assert keys == set(net.state_dict())  # embedding network + the nine heads
+    # One file serves a model without classifiers (1.0) and one with them (2.0).
+    plain = AisfxCNN.from_config({}).eval()
+    plain.load_weights_file(out)
+    loaded = AisfxCNN.from_config({"classifiers": "logits"}).eval()
     loaded.load_weights_file(out)
     spec = torch.rand(1, 100, 96)
     with torch.no_grad():
-        out, ref = loaded.pool_time(loaded.forward_features(spec)), net.pool_time(net.forward_features(spec))
-    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+        got, ref = loaded.pool_time(loaded.forward_features(spec)), net.pool_time(net.forward_features(spec))
+        # the heads as CrossNet applies them: fc[i](embedding) on the max-pooled embedding
+        emb = net.forward_features(spec).amax(dim=2)
+        crossnet = torch.cat([head(emb) for head in net.classifiers], dim=1)
+    assert got.shape == (1, 512 + 378)
+    torch.testing.assert_close(got, ref, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(got[:, 512:], crossnet, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(plain.pool_time(plain.forward_features(spec)), ref[:, :512], rtol=2e-2, atol=2e-2)
     assert convert_aisfx.main(["--wheel-dir", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
+
+
+def test_convert_script_no_classifiers_and_foreign_heads(tmp_path):
+    convert_aisfx = pytest.importorskip("scripts.convert_aisfx")
+    wheel, net = _synthetic_wheel(tmp_path, heads=CLASSIFIER_HEADS[:2])
+    out = tmp_path / "aisfx.safetensors"
+    # heads that are not the published nine are refused rather than mislabelled
+    assert convert_aisfx.main(["--wheel-dir", str(wheel), "--out", str(out)]) == 1
+    assert not out.exists()
+    assert convert_aisfx.main(["--wheel-dir", str(wheel), "--out", str(out), "--no-classifiers"]) == 0
+    with safe_open(str(out), "pt") as fh:
+        assert not any(k.startswith("classifiers.") for k in fh.keys())
+    with pytest.raises(ModelError, match="do not fit"):
+        AisfxCNN.from_config({"classifiers": "probs"}).load_weights_file(out)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"time_pool": "mean"},
+        {"time_pool": "meanmax"},
+        {"classifiers": "logits"},
+        {"classifiers": "probs", "classifier_scale": 4.0},
+        {"time_pool": "meanmax", "classifiers": "logits", "classifier_scale": 0.25},
+    ],
+)
+def test_cached_wide_features_derive_every_variant(config, tmp_path):
+    """Training caches the wide variant once and derives the configured one: it must equal forward()."""
+    torch.manual_seed(5)
+    full = AisfxCNN.from_config({"classifiers": "logits"}).eval()
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, str(path))
+    model = AisfxCNN.from_config(config).eval()
+    model.load_weights_file(path)
+    wide = AisfxCNN.from_config(model.cache_config()).eval()
+    wide.load_weights_file(path)
+    wave = torch.randn(3, WINDOW) * 0.1
+    with torch.no_grad():
+        direct, derived = model(wave), model.from_cached(wide(wave))
+    assert derived.shape == (3, model.out_dim)
+    torch.testing.assert_close(derived, direct, rtol=1e-5, atol=1e-5)
+    if config.get("classifiers") == "probs":
+        sums = direct[:, -378:].split([n for _, n in CLASSIFIER_HEADS], dim=1)
+        for part in sums:
+            torch.testing.assert_close(part.sum(dim=1), torch.full((3,), 4.0), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ModelError):
+        model.from_cached(wide(wave)[:, :100])
+
+
+def test_classifier_config_errors():
+    with pytest.raises(ModelError, match="classifiers must be"):
+        AisfxCNN.from_config({"classifiers": "softmax"})
+    with pytest.raises(ModelError, match="without classifier"):
+        AisfxCNN.from_config({}).classify(torch.zeros(1, 512))
