@@ -330,7 +330,7 @@ def test_model_notes_describe_the_shipped_model() -> None:
 
     specs = [s for p, s in list_bundles() if p.name == default_bundle_name()]
     html = notes_html(specs[0]["name"], trained=True)
-    assert "Good at" in html and "Weak at" in html and "0.26" in html and "τ" not in html
+    assert "Good at" in html and "Weak at" in html and "0.66" in html and "τ" not in html
     assert "untrained placeholder" in notes_html("x", trained=False)
 
 
