@@ -97,18 +97,19 @@ def read_weights(path: str | Path, what: str = "audio backbone") -> tuple[dict[s
 
 def write_safetensors(state: Mapping[str, Tensor], config: Mapping[str, Any], target: Path) -> Path:
     """Write ``state`` (contiguous copies) and ``config`` (JSON metadata) atomically to ``target``."""
+    return save_atomic(state, Path(target), {"config": json.dumps(dict(config), sort_keys=True)})
+
+
+def save_atomic(state: Mapping[str, Tensor], target: Path, metadata: Mapping[str, str]) -> Path:
+    """Write ``state`` (contiguous copies) with string ``metadata`` to ``target`` as safetensors, through a
+    temporary file in the same folder and a rename: a crash never leaves half a weights file."""
     from safetensors.torch import save_file
 
-    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        save_file(
-            {k: v.detach().contiguous().clone() for k, v in state.items()},
-            tmp,
-            metadata={"config": json.dumps(dict(config), sort_keys=True)},
-        )
+        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp, metadata=dict(metadata))
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

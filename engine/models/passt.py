@@ -418,22 +418,9 @@ def read_pt_state(path: Path) -> dict[str, Tensor]:
 
 
 def _convert_pt(source: Path, target: Path) -> None:
-    from safetensors.torch import save_file
+    from engine.models.checkpoints import save_atomic
 
-    state = read_pt_state(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file(
-            {k: v.detach().contiguous().clone() for k, v in state.items()},
-            tmp,
-            metadata={"source": str(source)},
-        )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_atomic(read_pt_state(source), target, {"source": str(source)})
     logger.info("passt: converted %s to %s", source, target)
 
 
