@@ -491,12 +491,20 @@ def iter_vectors(
     """Yield ``(window_ids int64[n], vectors float32[n, dim])`` of a bundle in window-id order — all of them,
     or those stored after ``after_generation``. Used to (re)build and catch up the HNSW index without
     decoding audio."""
+    yield from _iter_blobs(conn, Vector.window_id, Vector.data, Vector.generation, [Vector.bundle_id == bundle_id],
+                           dim, after_generation, batch)
+
+
+def _iter_blobs(conn: Connection, id_col, data_col, gen_col, where: list, dim: int,
+                after_generation: int | None, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(ids int64[n], vectors float32[n, dim])`` of the rows matching ``where`` in id order, ``batch`` at a
+    time (keyset pagination on ``id_col``), only those stored after ``after_generation`` when given."""
     last = 0
     while True:
-        q = select(Vector.window_id, Vector.data).where(Vector.bundle_id == bundle_id, Vector.window_id > last)
+        q = select(id_col, data_col).where(*where, id_col > last)
         if after_generation is not None:
-            q = q.where(Vector.generation > after_generation)
-        rows = conn.execute(q.order_by(Vector.window_id).limit(batch)).all()
+            q = q.where(gen_col > after_generation)
+        rows = conn.execute(q.order_by(id_col).limit(batch)).all()
         if not rows:
             return
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -640,19 +648,8 @@ def iter_file_text_vectors(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(file_ids int64[n], vectors float32[n, dim])`` of the file texts embedded by ``encoder``
     (all, or those stored after ``after_generation``), in file-id order; empty texts are skipped."""
-    last = 0
-    while True:
-        q = select(FileText.file_id, FileText.data).where(
-            FileText.encoder == encoder, FileText.file_id > last, FileText.text != ""
-        )
-        if after_generation is not None:
-            q = q.where(FileText.generation > after_generation)
-        rows = conn.execute(q.order_by(FileText.file_id).limit(batch)).all()
-        if not rows:
-            return
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        yield ids, decode_vectors((r[1] for r in rows), dim)
-        last = int(ids[-1])
+    yield from _iter_blobs(conn, FileText.file_id, FileText.data, FileText.generation,
+                           [FileText.encoder == encoder, FileText.text != ""], dim, after_generation, batch)
 
 
 def file_text_vectors(
