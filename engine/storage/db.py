@@ -31,7 +31,7 @@ import sqlite3
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -569,14 +569,29 @@ def insert_windows(
 ) -> np.ndarray:
     """Insert windows and their vectors (stored at generation ``gen``) for one file; return the new
     window ids (int64, in order)."""
+    return insert_windows_many(conn, [(file_id, starts, ends, vectors)], bundle_id, gen)[0]
+
+
+def insert_windows_many(
+    conn: Connection,
+    files: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+    bundle_id: str,
+    gen: int,
+) -> list[np.ndarray]:
+    """:func:`insert_windows` for many files in two statements: ``files`` is ``[(file id, starts_s [n],
+    ends_s [n], vectors float32 [n, dim])]``; returns each file's new window ids (int64, in order)."""
     rows = [
-        {"file_id": file_id, "start_s": float(s), "end_s": float(e)}
+        {"file_id": int(fid), "start_s": float(s), "end_s": float(e)}
+        for fid, starts, ends, _ in files
         for s, e in zip(starts, ends, strict=True)
     ]
     if not rows:
-        return np.zeros(0, np.int64)
+        return [np.zeros(0, np.int64) for _ in files]
     result = conn.execute(insert(Window).returning(Window.id, sort_by_parameter_order=True), rows)
     ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=len(rows))
+    vectors = np.concatenate([v for *_, v in files if len(v)])
+    if len(vectors) != len(ids):
+        raise ValueError(f"{len(ids)} windows but {len(vectors)} vectors")
     conn.execute(
         insert(Vector),
         [
@@ -584,7 +599,11 @@ def insert_windows(
             for i, v in zip(ids, vectors, strict=True)
         ],
     )
-    return ids
+    out, at = [], 0
+    for _, starts, _, _ in files:
+        out.append(ids[at : at + len(starts)])
+        at += len(starts)
+    return out
 
 
 def record_bundle(conn: Connection, bundle_id: str, name: str, version: str, dim: int) -> None:
