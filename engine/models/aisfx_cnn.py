@@ -90,8 +90,8 @@ class ConvBlock(nn.Module):
             nn.init.kaiming_uniform_(conv.weight, nonlinearity="leaky_relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = F.relu(self.bn1(self.conv1(x)), inplace=True)  # in place: the same values, less memory traffic
+        x = F.relu(self.bn2(self.conv2(x)), inplace=True)
         if self.pool != (1, 1):
             x = F.max_pool2d(x, kernel_size=self.pool)
         return x
