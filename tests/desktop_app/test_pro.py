@@ -20,7 +20,7 @@ from desktop_app.results_model import COL, DIVIDER_TEXT, MARK_ROLE
 from desktop_app.views.results_view import NAME_MIN
 from desktop_app.views.waveform import grid_step, grid_ticks
 from desktop_app.writer import IndexProgress
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from tests import audio_fixtures as af
 from tests.desktop_app.conftest import search
