@@ -371,7 +371,7 @@ def cli_cold(libdir: Path, runs: int, baseline_src: Path | None, seed: int = 1) 
 
 
 def table(fill_info: dict | None, m: dict, cli: dict[str, list[float]], windows: int) -> str:
-    lines = [f"| what | value | target (issue 11) |", "|---|---|---|"]
+    lines = ["| what | value | target (issue 11) |", "|---|---|---|"]
     if fill_info:
         lines.append(f"| fill: {fill_info['files']} files, {fill_info['windows']} windows | rows {fill_info['rows_s']:.0f} s"
                      f" + texts {fill_info['texts_s']:.0f} s + window index {fill_info['index_s']:.0f} s + name index "
