@@ -526,6 +526,21 @@ def vectors_for_windows(conn: Connection, bundle_id: str, dim: int, window_ids: 
     return decode_vectors((out[i] for i in ids if i in out), dim)
 
 
+def id_list(ids: Iterable[int]):
+    """A SQL fragment ``(SELECT value FROM json_each(:ids))`` for ``col.in_(id_list(ids))``: any number of
+    ids as one JSON parameter — no chunks of 900 placeholders, nothing for SQLAlchemy to render per id."""
+    return text("SELECT value FROM json_each(:ids)").bindparams(ids=json.dumps([int(i) for i in ids]))
+
+
+def window_spans(conn: Connection, window_ids: Iterable[int]) -> dict[int, tuple[int, float, float]]:
+    """``{window_id: (file_id, start_s, end_s)}`` of the given windows that exist."""
+    rows = conn.exec_driver_sql(
+        "SELECT id, file_id, start_s, end_s FROM windows WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps([int(i) for i in window_ids]),),
+    ).fetchall()  # plain tuples: ~1600 rows per query, SQLAlchemy rows cost more than the SQL here
+    return {w: (f, s, e) for w, f, s, e in rows}
+
+
 def chunks(seq: list, n: int) -> Iterator[list]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -690,15 +705,13 @@ def file_text_vectors(
     conn: Connection, file_ids: Iterable[int], encoder: str, dim: int
 ) -> dict[int, tuple[np.ndarray, float]]:
     """``{file_id: (vector float32 (dim,), informativeness)}`` for the given files that have one."""
-    out: dict[int, tuple[np.ndarray, float]] = {}
-    for chunk in chunks([int(f) for f in file_ids], 900):
-        for fid, data, inf in conn.execute(
-            select(FileText.file_id, FileText.data, FileText.informativeness).where(
-                FileText.file_id.in_(chunk), FileText.encoder == encoder
-            )
-        ):
-            out[int(fid)] = (decode_vectors([data], dim)[0], float(inf))
-    return out
+    rows = conn.execute(
+        select(FileText.file_id, FileText.data, FileText.informativeness).where(
+            FileText.file_id.in_(id_list(file_ids)), FileText.encoder == encoder
+        )
+    ).all()
+    vecs = decode_vectors((r[1] for r in rows), dim)  # one decode for all, not one per file
+    return {int(r[0]): (v, float(r[2])) for r, v in zip(rows, vecs, strict=True)}
 
 
 def set_file_error(conn: Connection, file_id: int, reason: str, message: str) -> None:
