@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -78,16 +79,45 @@ def load_tokenizer(model_dir: Path, max_tokens: int) -> Any:
     return tok
 
 
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
 def read_safetensors(path: Path, prefix: str = "", *, what: str = "weights") -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file whose names start with ``prefix`` (prefix removed), as float32
-    numpy arrays (integer tensors as they are); :class:`ModelError` when the file cannot be read."""
+    """The tensors of a safetensors file whose names start with ``prefix`` (prefix removed), as numpy
+    arrays: float32 ones are read-only views of a memory map (nothing is read until used — a query
+    touches a few rows of the 47 MB word-embedding table), other floats converted to float32, integers as
+    they are. :class:`ModelError` when the file cannot be read.
+
+    The format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length, a JSON
+    header ``{name: {"dtype", "shape", "data_offsets": [begin, end]}}``, then the data. ``safetensors``'
+    own numpy loader copies every tensor (~0.2 s for MiniLM), hence this reader; bfloat16 files go
+    through it."""
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if path.stat().st_size > 8 + n else None
+        out = {}
+        for name, spec in header.items():
+            if name == "__metadata__" or not name.startswith(prefix):
+                continue
+            if spec["dtype"] not in _DTYPES:
+                return _read_with_safetensors(path, prefix)
+            begin, end = spec["data_offsets"]
+            raw = data[begin:end] if data is not None else np.zeros(0, np.uint8)
+            arr = np.asarray(raw.view(_DTYPES[spec["dtype"]]).reshape(spec["shape"]))
+            out[name[len(prefix):]] = arr.astype(np.float32) if arr.dtype.kind == "f" and arr.dtype != np.float32 else arr
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"cannot read {what} {path}: {exc}") from exc
+    return out
+
+
+def _read_with_safetensors(path: Path, prefix: str) -> dict[str, np.ndarray]:
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(path), framework="np") as fh:
-            out = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"cannot read {what} {path}: {exc}") from exc
+    with safe_open(str(path), framework="np") as fh:
+        out = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}  # noqa: SIM118
     return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in out.items()}
 
 
@@ -153,22 +183,15 @@ class MiniLMNumpy:
 
     @staticmethod
     def _layer(state: dict[str, np.ndarray], p: str) -> dict[str, np.ndarray]:
-        def linear(name: str) -> tuple[np.ndarray, np.ndarray]:
-            return np.ascontiguousarray(state.pop(f"{p}{name}.weight").T), state.pop(f"{p}{name}.bias")
-
-        wq, bq = linear("attention.self.query")
-        wk, bk = linear("attention.self.key")
-        wv, bv = linear("attention.self.value")
-        layer = {
-            "qkv_w": np.ascontiguousarray(np.concatenate([wq, wk, wv], axis=1)),
-            "qkv_b": np.concatenate([bq, bk, bv]),
-        }
-        layer["ao_w"], layer["ao_b"] = linear("attention.output.dense")
-        layer["ln1_w"], layer["ln1_b"] = state.pop(f"{p}attention.output.LayerNorm.weight"), state.pop(
-            f"{p}attention.output.LayerNorm.bias")
-        layer["in_w"], layer["in_b"] = linear("intermediate.dense")
-        layer["out_w"], layer["out_b"] = linear("output.dense")
-        layer["ln2_w"], layer["ln2_b"] = state.pop(f"{p}output.LayerNorm.weight"), state.pop(f"{p}output.LayerNorm.bias")
+        """One layer's tensors by short name (weights stay ``[out, in]``: products use ``x @ w.T``, which
+        BLAS reads transposed without a copy)."""
+        names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                 "ao": "attention.output.dense", "ln1": "attention.output.LayerNorm", "in": "intermediate.dense",
+                 "out": "output.dense", "ln2": "output.LayerNorm"}
+        layer = {}
+        for short, long in names.items():
+            layer[f"{short}_w"] = state.pop(f"{p}{long}.weight")
+            layer[f"{short}_b"] = state.pop(f"{p}{long}.bias")
         return layer
 
     @classmethod
@@ -211,15 +234,17 @@ class MiniLMNumpy:
         h, dh = self.heads, d // self.heads
         key_bias = np.where(mask[:, None, None, :] > 0, 0.0, -np.inf).astype(np.float32)  # [B, 1, 1, L]
         scale = np.float32(1.0 / math.sqrt(dh))
+        def heads(name: str) -> np.ndarray:  # [B, L, d] → [B, H, L, dh]
+            return (x @ L[f"{name}_w"].T + L[f"{name}_b"]).reshape(b, n, h, dh).transpose(0, 2, 1, 3)
+
         for L in self._layers:
-            qkv = (x @ L["qkv_w"] + L["qkv_b"]).reshape(b, n, 3, h, dh).transpose(2, 0, 3, 1, 4)  # 3,B,H,L,dh
-            scores = (qkv[0] @ qkv[1].transpose(0, 1, 3, 2)) * scale + key_bias
+            scores = (heads("q") @ heads("k").transpose(0, 1, 3, 2)) * scale + key_bias
             scores -= scores.max(axis=-1, keepdims=True)
             p = np.exp(scores)
             p /= p.sum(axis=-1, keepdims=True)
-            ctx = (p @ qkv[2]).transpose(0, 2, 1, 3).reshape(b, n, d)
-            x = layer_norm(x + ctx @ L["ao_w"] + L["ao_b"], L["ln1_w"], L["ln1_b"], self.eps)
-            ffn = gelu(x @ L["in_w"] + L["in_b"]) @ L["out_w"] + L["out_b"]
+            ctx = (p @ heads("v")).transpose(0, 2, 1, 3).reshape(b, n, d)
+            x = layer_norm(x + ctx @ L["ao_w"].T + L["ao_b"], L["ln1_w"], L["ln1_b"], self.eps)
+            ffn = gelu(x @ L["in_w"].T + L["in_b"]) @ L["out_w"].T + L["out_b"]
             x = layer_norm(x + ffn, L["ln2_w"], L["ln2_b"], self.eps)
         return x
 
