@@ -117,7 +117,7 @@ def _read_with_safetensors(path: Path, prefix: str) -> dict[str, np.ndarray]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="np") as fh:
-        out = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}  # noqa: SIM118
+        out = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
     return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in out.items()}
 
 
