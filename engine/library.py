@@ -94,8 +94,9 @@ class Library:
         self._name_encoder = None
         self._name_index: NameIndex | None = None
         self._query_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        #: ``{(repr(filters), generation): sorted file ids}`` of recent filters (engine.search fills it).
-        self.filter_cache: dict[tuple[str, int], np.ndarray] = {}
+        #: ``{(repr(filters), generation, names generation): sorted file ids}`` of recent filters (filled by
+        #: engine.search).
+        self.filter_cache: dict[tuple[str, int, int], np.ndarray] = {}
         self._index: VectorIndex | None = None
         self._index_gen = -1
         self._index_lock = threading.RLock()

@@ -340,8 +340,10 @@ class Searcher:
 
     def _allowed(self, conn, filters: Filters) -> np.ndarray:
         """Sorted int64 ids of the files that pass ``filters``: one query over ``files`` (not windows),
-        remembered per library and database generation (the app asks again at every keystroke)."""
-        key = (repr(filters), db.generation(conn))
+        remembered per library and database state (the app asks again at every keystroke): the
+        generation (files indexed, changed, removed) and the names generation (a move re-embeds the file's
+        text, folders included)."""
+        key = (repr(filters), db.generation(conn), db.names_generation(conn))
         cache = self.lib.filter_cache
         got = cache.get(key)
         if got is None:
