@@ -304,7 +304,7 @@ def measure(libdir: Path, n_queries: int, seed: int = 0) -> dict:
     out["open_index_s"] = time.perf_counter() - t0
     lib.name_index.sync()
     out["open_names_s"] = time.perf_counter() - t0
-    lib.text_encoder.embed_text(["warm up"])
+    (getattr(lib, "text_encoder", None) or lib.encoder).embed_text(["warm up"])  # (a baseline has no text_encoder)
     out["open_app_s"] = time.perf_counter() - t0
     s = Searcher(lib)
     rng = random.Random(seed)
@@ -353,9 +353,11 @@ def measure(libdir: Path, n_queries: int, seed: int = 0) -> dict:
     return out
 
 
-def _run_json(args: list[str], env: dict | None = None) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env)
+def _run_json(args: list[str], src: Path = ROOT) -> dict:
+    """This script in a fresh process, the engine imported from ``src`` (this checkout or a baseline)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(src.resolve())}
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True, text=True,
+                          cwd=src, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"bench_scale {args[0]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -398,27 +400,41 @@ def cli_cold(libdir: Path, runs: int, baseline_src: Path | None, seed: int = 1) 
     return times
 
 
-def table(fill_info: dict | None, m: dict, cli: dict[str, list[float]], windows: int) -> str:
-    lines = ["| what | value | target (issue 11) |", "|---|---|---|"]
+def table(fill_info: dict | None, m: dict, cli: dict, windows: int, base: dict | None = None) -> str:
+    """The results as a Markdown table (a baseline column when ``base`` is given)."""
+    def row(what: str, key, fmt, target: str = "") -> str:
+        mine = fmt(m, key)
+        cells = [what, mine] + ([fmt(base, key)] if base else []) + [target]
+        return "| " + " | ".join(cells) + " |"
+
+    def ms(d, key):
+        return f"{d[key] * 1000:.0f} ms"
+
+    def q(d, name):
+        v = d["queries"].get(name)
+        return "—" if v is None else f"{v['p50_ms']:.1f} / {v['p95_ms']:.1f} ms ({v['answered']}/{v['n']} answered)"
+
+    head = ["what", "this checkout"] + (["baseline"] if base else []) + ["target (issue 11)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     if fill_info:
-        lines.append(f"| fill: {fill_info['files']} files, {fill_info['windows']} windows | rows {fill_info['rows_s']:.0f} s"
-                     f" + texts {fill_info['texts_s']:.0f} s + HNSW caches (ef_construction "
-                     f"{fill_info.get('ef_construction', 200)}) {fill_info['index_s'] + fill_info['names_index_s']:.0f} s"
-                     f" = {fill_info['fill_s']:.0f} s | minutes |")
-    lines.append(f"| open (app): database | {m['open_db_s'] * 1000:.0f} ms | |")
-    lines.append(f"| open (app): + window index | {m['open_index_s'] * 1000:.0f} ms | |")
-    lines.append(f"| open (app): + name index | {m['open_names_s'] * 1000:.0f} ms | |")
-    lines.append(f"| open (app): + text model, first query ready | {m['open_app_s'] * 1000:.0f} ms | |")
+        cell = (f"{fill_info['files']} files: rows {fill_info['rows_s']:.0f} s + texts {fill_info['texts_s']:.0f} s + "
+                f"HNSW caches (ef_construction {fill_info.get('ef_construction', 200)}) "
+                f"{fill_info['index_s'] + fill_info['names_index_s']:.0f} s = {fill_info['fill_s']:.0f} s")
+        lines.append("| fill | " + cell + (" | ″" if base else "") + " | minutes |")
+    lines.append(row("open (app): database", "open_db_s", ms))
+    lines.append(row("open (app): + window index", "open_index_s", ms))
+    lines.append(row("open (app): + name index", "open_names_s", ms))
+    lines.append(row("open (app): + text model, first query ready", "open_app_s", ms))
     targets = {"text": "p95 ≤ 30 ms"}
-    for name, q in m["queries"].items():
-        lines.append(f"| {name} query p50 / p95 | {q['p50_ms']:.1f} / {q['p95_ms']:.1f} ms "
-                     f"({q['answered']}/{q['n']} answered) | {targets.get(name, '')} |")
-    lines.append(f"| peak RSS (open + all queries) | {m['peak_rss_mb']:.0f} MB | ≤ 2500 MB |")
-    lines.append(f"| torch imported by searching | {'yes' if m['torch_imported'] else 'no'} | no |")
+    for name in m["queries"]:
+        lines.append(row(f"{name} query p50 / p95", name, q, targets.get(name, "")))
+    lines.append(row("peak RSS (open + all queries)", "peak_rss_mb", lambda d, k: f"{d[k]:.0f} MB", "≤ 2500 MB"))
+    lines.append(row("torch imported by searching", "torch_imported", lambda d, k: "yes" if d[k] else "no", "no"))
     for name, t in cli.items():
         w, c = t["wall"], t["cpu"]
-        lines.append(f"| `earshot search` cold, {name}: wall p50 (min–max) of {len(w)}; CPU p50 | {np.median(w):.2f} s "
-                     f"({min(w):.2f}–{max(w):.2f}); CPU {np.median(c):.2f} s | ≤ 0.8 s at 100k windows |")
+        cell = f"{np.median(w):.2f} s ({min(w):.2f}–{max(w):.2f}); CPU {np.median(c):.2f} s"
+        lines.append(f"| `earshot search` cold, {name}: wall p50 (min–max) of {len(w)}; CPU p50 | {cell}"
+                     + (" | " if base else "") + " | ≤ 0.8 s at 100k windows |")
     return "\n".join(lines)
 
 
@@ -428,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--library", type=Path, help="keep the library here (reused when it already holds --windows)")
     p.add_argument("--queries", type=int, default=60, help="queries per kind (distinct texts)")
     p.add_argument("--cli-runs", type=int, default=5, help="cold `earshot search` runs per variant")
-    p.add_argument("--baseline-src", type=Path, help="another checkout to time the cold CLI of (e.g. main)")
+    p.add_argument("--baseline-src", type=Path, help="another checkout (e.g. main) to time the same way: the cold "
+                                                      "CLI interleaved, the warm queries in a process of its own")
+    p.add_argument("--baseline-queries", type=int, default=20, help="queries per kind for the baseline (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--fill-only", action="store_true", help="fill --library and stop")
@@ -461,14 +479,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fill_info))
         return 0
     m = _run_json(["--phase", "measure", "--library", str(libdir), "--queries", str(args.queries),
-                   "--seed", str(args.seed)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                   "--seed", str(args.seed)])
+    base = None
+    if args.baseline_src is not None and args.baseline_queries > 0:
+        base = _run_json(["--phase", "measure", "--library", str(libdir), "--queries", str(args.baseline_queries),
+                          "--seed", str(args.seed)], src=args.baseline_src)
     cli = cli_cold(libdir, args.cli_runs, args.baseline_src) if args.cli_runs > 0 else {}
     load = os.getloadavg()
     print(f"bench_scale: {windows} windows, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
-    print(table(fill_info, m, cli, windows))
+    print(table(fill_info, m, cli, windows, base))
     if args.json:
-        args.json.write_text(json.dumps({"windows": windows, "fill": fill_info, "measure": m, "cli": cli,
+        args.json.write_text(json.dumps({"windows": windows, "fill": fill_info, "measure": m, "baseline": base, "cli": cli,
                                          "load": load}, indent=1))
     if tmp is not None:
         tmp.cleanup()
