@@ -594,32 +594,20 @@ def insert_windows_many(
     bundle_id: str,
     gen: int,
 ) -> list[np.ndarray]:
-    """:func:`insert_windows` for many files in two statements: ``files`` is ``[(file id, starts_s [n],
-    ends_s [n], vectors float32 [n, dim])]``; returns each file's new window ids (int64, in order)."""
-    rows = [
-        {"file_id": int(fid), "start_s": float(s), "end_s": float(e)}
-        for fid, starts, ends, _ in files
-        for s, e in zip(starts, ends, strict=True)
-    ]
-    if not rows:
+    """:func:`insert_windows_bulk` for ``files`` = ``[(file id, starts_s [n], ends_s [n], vectors float32
+    [n, dim])]``; returns each file's new window ids (int64, in order). The one writer only."""
+    counts = [len(starts) for _, starts, _, _ in files]
+    if not sum(counts):
         return [np.zeros(0, np.int64) for _ in files]
-    result = conn.execute(insert(Window).returning(Window.id, sort_by_parameter_order=True), rows)
-    ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=len(rows))
-    vectors = np.concatenate([v for *_, v in files if len(v)])
-    if len(vectors) != len(ids):
-        raise ValueError(f"{len(ids)} windows but {len(vectors)} vectors")
-    conn.execute(
-        insert(Vector),
-        [
-            {"window_id": int(i), "bundle_id": bundle_id, "data": encode_vector(v), "generation": gen}
-            for i, v in zip(ids, vectors, strict=True)
-        ],
+    ids = insert_windows_bulk(
+        conn,
+        np.repeat(np.array([int(f[0]) for f in files], np.int64), counts),
+        np.concatenate([np.asarray(f[1], np.float64) for f in files]),
+        np.concatenate([np.asarray(f[2], np.float64) for f in files]),
+        np.concatenate([np.asarray(f[3], np.float32).reshape(n, -1) for f, n in zip(files, counts, strict=True) if n]),
+        bundle_id, gen,
     )
-    out, at = [], 0
-    for _, starts, _, _ in files:
-        out.append(ids[at : at + len(starts)])
-        at += len(starts)
-    return out
+    return np.split(ids, np.cumsum(counts)[:-1])
 
 
 def insert_windows_bulk(
