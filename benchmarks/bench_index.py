@@ -82,20 +82,23 @@ import numpy as np, torch
 folder, libdir, bundle, out, threads, cluster = sys.argv[1:7]
 if int(threads):
     torch.set_num_threads(int(threads))
+import os
+import engine
 from engine.library import Library
-try:
+# the package this checkout has (an editable install elsewhere may offer a newer engine.indexing)
+if os.path.isdir(os.path.join(os.path.dirname(engine.__file__), "indexing")):
     from engine.indexing import Indexer
-except ImportError:
+else:
     from engine.indexer import Indexer
 lib = Library(libdir, bundle)
 b = lib.bundle
 lib.encoder.embed_audio(np.zeros((1, int(round(b.window_s * b.sample_rate))), np.float32))  # load outside
 lib.acquire_writer()
-executor = None
-if cluster:
+if cluster:  # its start-up counts
     from engine.indexing.cluster import RayExecutor
-    executor = RayExecutor(lib.bundle, cluster)
-s = Indexer(lib, executor=executor).run([folder])  # with a cluster, its start-up counts
+    s = Indexer(lib, executor=RayExecutor(lib.bundle, cluster)).run([folder])
+else:
+    s = Indexer(lib).run([folder])
 lib.close()
 con = sqlite3.connect(libdir + "/earshot.db")
 rows = con.execute("SELECT f.rel_path, w.start_s, v.data FROM files f JOIN windows w ON w.file_id = f.id "
