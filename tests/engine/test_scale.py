@@ -115,7 +115,8 @@ def test_bench_scale_runs_and_prints_its_table(scale_lib, tmp_path) -> None:
     for row in ("open (app): database", "open (app): + window index", "open (app): + name index",
                 "text query p50 / p95", "filtered: folder", "filtered: duration", "filtered: category",
                 "keyword query", "hybrid query", "find similar query", "peak RSS", "torch imported by searching | no",
-                "`earshot search` cold, this checkout (numpy text)", "`earshot search` cold, this checkout, torch text"):
+                "`earshot search` cold, this checkout (numpy text)", "`earshot search` cold, this checkout, torch text",
+                "import earshot search, all imports", "import sqlalchemy"):
         assert row in text, row
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["windows"] == 4000
