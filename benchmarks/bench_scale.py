@@ -400,7 +400,33 @@ def cli_cold(libdir: Path, runs: int, baseline_src: Path | None, seed: int = 1) 
     return times
 
 
-def table(fill_info: dict | None, m: dict, cli: dict, windows: int, base: dict | None = None) -> str:
+IMPORTED = ["numpy", "sqlalchemy", "hnswlib", "tokenizers", "safetensors", "threadpoolctl", "torch", "transformers"]
+CLI_IMPORTS = "import engine.cli, engine.library, engine.search"
+
+
+def import_times(src: Path, runs: int = 5) -> dict[str, float]:
+    """Median seconds (``python -X importtime``, cumulative) of importing each package of :data:`IMPORTED`
+    alone in a fresh process, and of everything ``earshot search`` imports before its first query
+    (:data:`CLI_IMPORTS`; with this checkout's text path that also loads numpy MiniLM's modules)."""
+    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
+    code = {name: f"import {name}" for name in IMPORTED}
+    code["earshot search, all imports"] = CLI_IMPORTS
+    samples: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for name, stmt in code.items():
+            proc = subprocess.run([sys.executable, "-X", "importtime", "-c", stmt], capture_output=True, text=True,
+                                  env=env, cwd=src)
+            if proc.returncode != 0:
+                continue  # not installed
+            total = sum(int(line.split("|")[1]) for line in proc.stderr.splitlines()
+                        if line.startswith("import time:") and line.split("|")[1].strip().isdigit()
+                        and not line.split("|")[2].startswith("  "))  # top-level entries: their cumulative
+            samples.setdefault(name, []).append(total / 1e6)
+    return {k: float(np.median(v)) for k, v in samples.items()}
+
+
+def table(fill_info: dict | None, m: dict, cli: dict, windows: int, base: dict | None = None,
+          imports: dict | None = None) -> str:
     """The results as a Markdown table (a baseline column when ``base`` is given)."""
     def row(what: str, key, fmt, target: str = "") -> str:
         mine = fmt(m, key)
@@ -430,6 +456,10 @@ def table(fill_info: dict | None, m: dict, cli: dict, windows: int, base: dict |
         lines.append(row(f"{name} query p50 / p95", name, q, targets.get(name, "")))
     lines.append(row("peak RSS (open + all queries)", "peak_rss_mb", lambda d, k: f"{d[k]:.0f} MB", "≤ 2500 MB"))
     lines.append(row("torch imported by searching", "torch_imported", lambda d, k: "yes" if d[k] else "no", "no"))
+    for name, t in (imports or {}).get("this checkout", {}).items():
+        b = (imports or {}).get("baseline", {}).get(name)
+        lines.append(f"| import {name} (`-X importtime`, p50) | {t * 1000:.0f} ms"
+                     + (f" | {b * 1000:.0f} ms" if base else "") + " | |")
     for name, t in cli.items():
         w, c = t["wall"], t["cpu"]
         cell = f"{np.median(w):.2f} s ({min(w):.2f}–{max(w):.2f}); CPU {np.median(c):.2f} s"
@@ -485,12 +515,17 @@ def main(argv: list[str] | None = None) -> int:
         base = _run_json(["--phase", "measure", "--library", str(libdir), "--queries", str(args.baseline_queries),
                           "--seed", str(args.seed)], src=args.baseline_src)
     cli = cli_cold(libdir, args.cli_runs, args.baseline_src) if args.cli_runs > 0 else {}
+    imports = {}
+    if args.cli_runs > 0:
+        imports["this checkout"] = import_times(ROOT, args.cli_runs)
+        if args.baseline_src is not None:
+            imports["baseline"] = import_times(args.baseline_src, args.cli_runs)
     load = os.getloadavg()
     print(f"bench_scale: {windows} windows, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
-    print(table(fill_info, m, cli, windows, base))
+    print(table(fill_info, m, cli, windows, base, imports))
     if args.json:
-        args.json.write_text(json.dumps({"windows": windows, "fill": fill_info, "measure": m, "baseline": base, "cli": cli,
+        args.json.write_text(json.dumps({"windows": windows, "fill": fill_info, "measure": m, "baseline": base, "cli": cli, "imports": imports,
                                          "load": load}, indent=1))
     if tmp is not None:
         tmp.cleanup()

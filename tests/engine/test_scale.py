@@ -115,9 +115,36 @@ def test_bench_scale_runs_and_prints_its_table(scale_lib, tmp_path) -> None:
     for row in ("open (app): database", "open (app): + window index", "open (app): + name index",
                 "text query p50 / p95", "filtered: folder", "filtered: duration", "filtered: category",
                 "keyword query", "hybrid query", "find similar query", "peak RSS", "torch imported by searching | no",
-                "`earshot search` cold, this checkout (numpy text)", "`earshot search` cold, this checkout, torch text"):
+                "`earshot search` cold, this checkout (numpy text)", "`earshot search` cold, this checkout, torch text",
+                "import earshot search, all imports", "import sqlalchemy"):
         assert row in text, row
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["windows"] == 4000
     assert all(q["answered"] == q["n"] == 3 for name, q in data["measure"]["queries"].items() if name != "keyword")
     assert data["measure"]["peak_rss_mb"] > 0
+
+
+def test_the_folder_filter_seeks_the_same_files_the_path_match_finds(tmp_path) -> None:
+    from sqlalchemy import insert
+
+    eng = db.open_engine(tmp_path / "f.db")
+    base = tmp_path.resolve().as_posix()  # the filter resolves its folder: no symlink in the way
+    roots = {1: f"{base}/lib/SFX", 2: f"{base}/lib/SFX Extra", 3: f"{base}/other/SFX/nested"}
+    rels = ["Doors/a.wav", "Doors/Wood/b.wav", "Doorsill/c.wav", "Doors0/d.wav", "e.wav", "Doors.wav"]
+    with eng.begin() as c:
+        for rid, path in roots.items():
+            c.execute(insert(db.Root).values(id=rid, path=path, added_at=0))
+            for rel in rels:
+                c.execute(insert(db.File).values(root_id=rid, rel_path=rel, size=1, mtime_ns=1))
+        listed = [tuple(r) for r in c.execute(select(db.Root.id, db.Root.path))]
+        for sub in ("/lib/SFX", "/lib/SFX/Doors", "/lib/SFX/Doors/Wood", "/lib", "/lib/SFX/Door", "", "/other",
+                    "/other/SFX/nested/Doors", "/nowhere", "/lib/SFX Extra/Doors0"):
+            folder = base + sub
+            def ids(rs, folder=folder):
+                q = select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
+                return sorted(c.execute(q.where(*Filters(folder=folder).clauses(rs))).scalars())
+            want = [fid for (fid,) in c.execute(select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
+                                              .where((db.Root.path + "/" + db.File.rel_path).like(folder.rstrip("/") + "/%")
+                                                     | (db.Root.path == folder))).all()]
+            assert ids(listed) == ids(None) == sorted(want), folder
+    eng.dispose()
