@@ -351,6 +351,8 @@ class Searcher:
             # starts lower and grows if too few files come back (the result is the same either way: every
             # file not seen scores below every file seen)
             kk = min(n, max(64, 8 * k if k <= 20 else 3 * k))
+            if allowed is not None:  # a filter keeping a share f of the files: ~1/f as many windows at once
+                kk = min(n, OVERFETCH_MAX, max(kk, int(kk * self._file_count(conn) / len(allowed))))
             while True:
                 ids, scores = index.search(qvecs, kk)
                 best = self._best_per_file(conn, ids.ravel(), scores.ravel(), allowed, exclude)
@@ -378,6 +380,15 @@ class Searcher:
             while len(cache) > FILTER_CACHE:
                 cache.pop(next(iter(cache)), None)
         return got
+
+    def _file_count(self, conn) -> int:
+        """Files in the library (remembered beside the filters' file sets, per generation)."""
+        key = ("<files>", db.generation(conn), db.names_generation(conn))
+        got = self.lib.filter_cache.get(key)
+        if got is None:
+            got = np.array([conn.execute(select(func.count()).select_from(db.File)).scalar_one()], np.int64)
+            self.lib.filter_cache[key] = got
+        return max(1, int(got[0]))
 
     def _window_scores(self, conn, qvecs: np.ndarray, file_ids) -> tuple[list, np.ndarray]:
         """The windows of ``file_ids`` as rows ``(window_id, file_id, start_s, end_s)`` and each one's best
