@@ -109,11 +109,12 @@ class Encoder:
     def _load(self, side: str) -> dict[str, torch.nn.Module]:
         entries = self.bundle.audio_backbones if side == "audio" else self.bundle.text_backbones
         needed = {m.audio_backbone if side == "audio" else m.text_backbone for m in self.members}
-        modules = {
-            name: _build_backbone(side, entry, self.bundle).eval().to(self.device)
-            for name, entry in entries.items()
-            if name in needed
-        }
+        modules = {}
+        for name, entry in entries.items():
+            if name in needed:
+                module = _build_backbone(side, entry, self.bundle).eval().to(self.device)
+                # An architecture may offer a faster inference form (folded BatchNorms, channels-last).
+                modules[name] = module.for_inference() if hasattr(module, "for_inference") else module
         self._heads_for(side)
         return modules
 

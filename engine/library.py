@@ -243,7 +243,9 @@ class Library:
     def sync_file_texts(self, file_ids=None, **kwargs) -> int:
         """Writer: embed the texts of ``file_ids`` (default all files) that changed; keyword arguments as
         :func:`engine.name_index.sync_file_texts`."""
-        return sync_file_texts(self.engine, self.name_encoder.embed, NAME_ENCODER_ID, file_ids, **kwargs)
+        # the name encoder (torch, MiniLM) loads only when a text has changed
+        return sync_file_texts(self.engine, lambda texts: self.name_encoder.embed(texts), NAME_ENCODER_ID, file_ids,
+                               **kwargs)
 
     def embed_query(self, text: str):
         """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``.

@@ -31,7 +31,7 @@ import sqlite3
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -585,22 +585,29 @@ def insert_windows(
 ) -> np.ndarray:
     """Insert windows and their vectors (stored at generation ``gen``) for one file; return the new
     window ids (int64, in order)."""
-    rows = [
-        {"file_id": file_id, "start_s": float(s), "end_s": float(e)}
-        for s, e in zip(starts, ends, strict=True)
-    ]
-    if not rows:
-        return np.zeros(0, np.int64)
-    result = conn.execute(insert(Window).returning(Window.id, sort_by_parameter_order=True), rows)
-    ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=len(rows))
-    conn.execute(
-        insert(Vector),
-        [
-            {"window_id": int(i), "bundle_id": bundle_id, "data": encode_vector(v), "generation": gen}
-            for i, v in zip(ids, vectors, strict=True)
-        ],
+    return insert_windows_many(conn, [(file_id, starts, ends, vectors)], bundle_id, gen)[0]
+
+
+def insert_windows_many(
+    conn: Connection,
+    files: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+    bundle_id: str,
+    gen: int,
+) -> list[np.ndarray]:
+    """:func:`insert_windows_bulk` for ``files`` = ``[(file id, starts_s [n], ends_s [n], vectors float32
+    [n, dim])]``; returns each file's new window ids (int64, in order). The one writer only."""
+    counts = [len(starts) for _, starts, _, _ in files]
+    if not sum(counts):
+        return [np.zeros(0, np.int64) for _ in files]
+    ids = insert_windows_bulk(
+        conn,
+        np.repeat(np.array([int(f[0]) for f in files], np.int64), counts),
+        np.concatenate([np.asarray(f[1], np.float64) for f in files]),
+        np.concatenate([np.asarray(f[2], np.float64) for f in files]),
+        np.concatenate([np.asarray(f[3], np.float32).reshape(n, -1) for f, n in zip(files, counts, strict=True) if n]),
+        bundle_id, gen,
     )
-    return ids
+    return np.split(ids, np.cumsum(counts)[:-1])
 
 
 def insert_windows_bulk(
