@@ -29,7 +29,7 @@ from engine.storage import db
 log = logging.getLogger(__name__)
 
 EXACT_FILES = 1_500  # filtered searches over at most this many files are exact (their windows scored)
-OVERFETCH_GROWTH = 64  # else HNSW over-fetch grows up to this many times its first size, then exact
+OVERFETCH_MAX = 16_384  # else HNSW over-fetch grows ×4 up to this many windows (~50 ms at 1M), then exact
 FILTER_CACHE = 16  # file sets of recent filters remembered per library (typing keeps the filters)
 MAX_K = 1000
 MAX_QUERY_WINDOWS = 16
@@ -256,7 +256,7 @@ class Searcher:
 
     def _evidence(self, cvec: np.ndarray, nvec: np.ndarray, kw: list[tuple[int, float, float]],
                   filters: Filters, pool: int) -> tuple[dict[int, tuple[float, float, float]], dict[int, Evidence]]:
-        content = self._content_best(cvec, pool, filters, set())
+        content = self._content_best(cvec, pool, filters, set(), complete=False)
         named = self.lib.name_index.search(nvec, pool)
         with self.lib.engine.connect() as conn:
             if named and not filters.is_empty():
@@ -327,11 +327,13 @@ class Searcher:
         with self.lib.engine.connect() as conn:
             return self._hits(conn, best, k)
 
-    def _content_best(self, qvecs: np.ndarray, k: int, filters: Filters,
-                      exclude: set[int]) -> dict[int, tuple[float, float, float]]:
+    def _content_best(self, qvecs: np.ndarray, k: int, filters: Filters, exclude: set[int], *,
+                      complete: bool = True) -> dict[int, tuple[float, float, float]]:
         """``{file_id: (cosine, start_s, end_s)}`` of (at least) the ``k`` best files by their best window,
         best first. Filters: the files they allow (:meth:`_allowed`, cached); few → exact over their
-        windows, else HNSW over-fetch keeping allowed files, growing until ``k`` are found."""
+        windows, else HNSW over-fetch keeping allowed files, growing until ``k`` are found or
+        :data:`OVERFETCH_MAX` windows were fetched, then exact — or, without ``complete`` (a candidate
+        pool, where fewer will do), what the over-fetch found."""
         qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
         index = self.lib.sync_index()
         n = index.count
@@ -349,14 +351,16 @@ class Searcher:
             # starts lower and grows if too few files come back (the result is the same either way: every
             # file not seen scores below every file seen)
             kk = min(n, max(64, 8 * k if k <= 20 else 3 * k))
+            if allowed is not None:  # a filter keeping a share f of the files: ~1/f as many windows at once
+                kk = min(n, OVERFETCH_MAX, max(kk, int(kk * self._file_count(conn) / len(allowed))))
             while True:
                 ids, scores = index.search(qvecs, kk)
                 best = self._best_per_file(conn, ids.ravel(), scores.ravel(), allowed, exclude)
                 if len(best) >= k or kk >= n:
                     return best
-                if kk >= OVERFETCH_GROWTH * max(64, 8 * k) and allowed is not None:
-                    return self._exact(conn, qvecs, k, allowed, exclude)
-                kk = min(n, kk * 4)
+                if allowed is not None and kk >= OVERFETCH_MAX:
+                    return self._exact(conn, qvecs, k, allowed, exclude) if complete else best
+                kk = min(n, kk * 4, max(kk, OVERFETCH_MAX) if allowed is not None else n)
 
     def _allowed(self, conn, filters: Filters) -> np.ndarray:
         """Sorted int64 ids of the files that pass ``filters``: one query over ``files`` (not windows),
@@ -376,6 +380,15 @@ class Searcher:
             while len(cache) > FILTER_CACHE:
                 cache.pop(next(iter(cache)), None)
         return got
+
+    def _file_count(self, conn) -> int:
+        """Files in the library (remembered beside the filters' file sets, per generation)."""
+        key = ("<files>", db.generation(conn), db.names_generation(conn))
+        got = self.lib.filter_cache.get(key)
+        if got is None:
+            got = np.array([conn.execute(select(func.count()).select_from(db.File)).scalar_one()], np.int64)
+            self.lib.filter_cache[key] = got
+        return max(1, int(got[0]))
 
     def _window_scores(self, conn, qvecs: np.ndarray, file_ids) -> tuple[list, np.ndarray]:
         """The windows of ``file_ids`` as rows ``(window_id, file_id, start_s, end_s)`` and each one's best

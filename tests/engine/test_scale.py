@@ -54,9 +54,12 @@ def test_members() -> None:
     assert _members(allowed, []).tolist() == []
 
 
-@pytest.mark.parametrize("exact_files", [search_mod.EXACT_FILES, 0])  # exact over the allowed files / HNSW over-fetch
-def test_filtered_search_matches_brute_force(scale_lib, monkeypatch, exact_files) -> None:
+# exact over the allowed files / HNSW over-fetch / over-fetch that gives up at 64 windows and goes exact
+@pytest.mark.parametrize(("exact_files", "overfetch_max"),
+                         [(search_mod.EXACT_FILES, search_mod.OVERFETCH_MAX), (0, search_mod.OVERFETCH_MAX), (0, 64)])
+def test_filtered_search_matches_brute_force(scale_lib, monkeypatch, exact_files, overfetch_max) -> None:
     monkeypatch.setattr(search_mod, "EXACT_FILES", exact_files)
+    monkeypatch.setattr(search_mod, "OVERFETCH_MAX", overfetch_max)
     with Library(scale_lib) as lib:
         s = Searcher(lib)
         qvec = lib.embed_query("heavy wooden door slam")[0][0]
@@ -69,6 +72,21 @@ def test_filtered_search_matches_brute_force(scale_lib, monkeypatch, exact_files
             got = [h.file_id for h in s.search_vectors(qvec[None, :], 10, filters)]
             assert got[:5] == want[:5], filters
             assert len(set(got) & set(want)) >= 9, filters
+
+
+def test_a_candidate_pool_takes_what_the_capped_over_fetch_found(scale_lib, monkeypatch) -> None:
+    monkeypatch.setattr(search_mod, "EXACT_FILES", 0)
+    monkeypatch.setattr(search_mod, "OVERFETCH_MAX", 64)
+    with Library(scale_lib) as lib:
+        s = Searcher(lib)
+        qvec = lib.embed_query("heavy wooden door slam")[0]
+        f = Filters(category="DOORS")  # a few percent of the files: the first over-fetch holds few of them
+        partial = s._content_best(qvec, 50, f, set(), complete=False)
+        full = s._content_best(qvec, 50, f, set())
+        with lib.engine.connect() as conn:
+            assert len(full) == min(50, len(s._allowed(conn, f)))
+        assert len(partial) < len(full)
+        assert list(partial) == list(full)[: len(partial)]  # the best allowed files, only fewer
 
 
 def test_the_filter_cache_follows_the_database(scale_lib, tmp_path) -> None:
