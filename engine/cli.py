@@ -109,7 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_library(args):
     from engine.library import Library
 
-    return Library(args.library, args.model, device=args.device)
+    lib = Library(args.library, args.model, device=args.device)
+    if args.model:  # a model switch: vectors from the stored backbone features, no audio decoded
+        try:
+            _switch_model(lib, args)
+        except BaseException:
+            lib.close()
+            raise
+    return lib
+
+
+def _switch_model(lib, args) -> None:
+    from engine.reproject import switch_if_needed
+
+    done = switch_if_needed(lib)
+    if done is not None and done.windows and not args.json:
+        print(f"earshot: {lib.bundle.name} {lib.bundle.version}: re-projected {done.windows} windows from stored "
+              f"features in {done.seconds:.1f} s (no audio decoded)", file=sys.stderr)
+    if done is not None and done.without_features:
+        print(f"earshot: {done.files_without_features} files were indexed before features were kept; run "
+              f"`earshot index --model {args.model}` to decode them for this model", file=sys.stderr)
 
 
 def _make_filters(args):

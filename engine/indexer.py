@@ -36,6 +36,7 @@ from engine.audio import AUDIO_EXTENSIONS, AudioInfo, iter_windows, probe
 from engine.errors import AudioError, LibraryError
 from engine.library import Library
 from engine.metadata import FileMetadata, read_metadata
+from engine.reproject import feature_keys, reproject
 from engine.storage import db
 from engine.storage.scanner import ScannedFile, content_hash, scan, to_rel_posix
 
@@ -126,6 +127,7 @@ class _Done:
     meta: FileMetadata | None = None
     starts: list[np.ndarray] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
+    features: list[dict[str, np.ndarray]] = field(default_factory=list)  # per chunk: {backbone name: (n, F)}
     error: tuple[str, str] | None = None
 
 
@@ -139,6 +141,7 @@ class Indexer:
                  commit_seconds: float = 10.0, save_seconds: float = 120.0) -> None:
         self.lib = library
         self.bundle = library.bundle
+        self.feature_keys = feature_keys(self.bundle)
         self.batch_windows = batch_windows
         self.commit_windows = commit_windows
         self.commit_seconds = commit_seconds
@@ -326,6 +329,7 @@ class Indexer:
             with self.lib.engine.begin() as conn:
                 conn.execute(update(db.File).where(db.File.status == "error").values(size=-1))
 
+        reproject(self.lib, cancel=lambda: cancel.cancelled)  # another model over stored features: no decoding
         self.lib.sync_index()
         jobs, vanished = self._plan(root_paths, summary, cancel, on_progress, allow_mass_delete)
         if vanished:
@@ -373,11 +377,12 @@ class Indexer:
             if not pending:
                 return
             batch = np.concatenate([w for _, _, w in pending])
-            vecs = encoder.embed_audio(batch)
+            vecs, feats = encoder.embed_audio_features(batch)
             i = 0
             for done, starts, w in pending:
                 done.starts.append(starts)
                 done.vectors.append(vecs[i : i + len(w)])
+                done.features.append({k: f[i : i + len(w)] for k, f in feats.items()})
                 i += len(w)
             pending.clear()
             ready.extend(ended)
@@ -490,7 +495,9 @@ class Indexer:
                 vecs = np.concatenate(d.vectors) if d.vectors else np.zeros((0, b.dim), np.float32)
                 # A window's reported end stops where the audio stops (short files are zero-padded).
                 ends = np.maximum(np.minimum(starts + b.window_s, d.info.duration_s), starts + 1e-3)
-                ids = db.insert_windows(conn, fid, starts, ends, vecs, b.bundle_id, gen)
+                feats = {key: np.concatenate([f[name] for f in d.features]) for name, key in self.feature_keys.items()
+                         if d.features}  # kept so another bundle over these backbones re-projects (engine.reproject)
+                ids = db.insert_windows(conn, fid, starts, ends, vecs, b.bundle_id, gen, feats)
                 added_ids.append(ids)
                 # Store what the database holds (float16) so a rebuilt index is identical.
                 added_vecs.append(vecs.astype(db.VECTOR_DTYPE).astype(np.float32))

@@ -19,6 +19,10 @@ Layout (one row per thing, paths relative to their root in POSIX form):
                  (:mod:`engine.names`), how informative it is, and its float16 sentence embedding by
                  the name encoder ``encoder`` (stored at a ``names_generation``, so the in-memory name
                  index catches up like the vector index does).
+* ``features``   (schema 4) one float16 blob per (window, backbone key): the frozen audio backbone's
+                 output for the window, so a bundle over the same backbone (another head, an ensemble, a
+                 learned bundle) re-projects the library without decoding audio (:mod:`engine.reproject`).
+                 The key names the backbone *and* the framing (:func:`engine.bundle.backbone_key`).
 
 This module never imports torch.
 """
@@ -48,6 +52,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     text,
@@ -61,7 +66,7 @@ from engine.errors import LibraryDamagedError, LibraryError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VECTOR_DTYPE = np.float16
 
 
@@ -132,6 +137,13 @@ class Tombstone(Base):
     generation: Mapped[int] = mapped_column(Integer, index=True)
 
 
+class Feature(Base):
+    __tablename__ = "features"
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True)
+    backbone: Mapped[str] = mapped_column(String, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class FileText(Base):
     __tablename__ = "file_texts"
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
@@ -191,7 +203,13 @@ def _migrate_3_file_texts(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts}
+def _migrate_4_features(conn: Connection) -> None:
+    """Schema 4: the per-window backbone features (empty: windows indexed before keep none, so a model
+    switch decodes their files again; every file indexed from now on keeps them)."""
+    Feature.__table__.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts, 4: _migrate_4_features}
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -566,8 +584,10 @@ def insert_windows(
     vectors: np.ndarray,
     bundle_id: str,
     gen: int,
+    features: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Insert windows and their vectors (stored at generation ``gen``) for one file; return the new
+    """Insert windows and their vectors (stored at generation ``gen``) for one file, with each window's
+    backbone features when given (``{backbone key: float32 (n, F)}``, stored float16); return the new
     window ids (int64, in order)."""
     rows = [
         {"file_id": file_id, "start_s": float(s), "end_s": float(e)}
@@ -577,14 +597,86 @@ def insert_windows(
         return np.zeros(0, np.int64)
     result = conn.execute(insert(Window).returning(Window.id, sort_by_parameter_order=True), rows)
     ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=len(rows))
-    conn.execute(
-        insert(Vector),
-        [
-            {"window_id": int(i), "bundle_id": bundle_id, "data": encode_vector(v), "generation": gen}
-            for i, v in zip(ids, vectors, strict=True)
-        ],
-    )
+    insert_vectors(conn, ids, vectors, bundle_id, gen)
+    if features:
+        put_features(conn, ids, features)
     return ids
+
+
+def insert_vectors(conn: Connection, window_ids: np.ndarray, vectors: np.ndarray, bundle_id: str, gen: int) -> None:
+    """Store the vectors of existing windows for a bundle (float16) at generation ``gen``."""
+    conn.execute(insert(Vector), [
+        {"window_id": int(i), "bundle_id": bundle_id, "data": encode_vector(v), "generation": gen}
+        for i, v in zip(window_ids, vectors, strict=True)
+    ])
+
+
+def put_features(conn: Connection, window_ids: np.ndarray, features: dict[str, np.ndarray]) -> None:
+    """Store (or replace) backbone features of windows: ``{backbone key: float32 (n, F)}``, float16 blobs."""
+    for key, feats in features.items():
+        f16 = np.asarray(feats, dtype=VECTOR_DTYPE)
+        if len(f16) != len(window_ids):
+            raise ValueError(f"{len(f16)} feature rows for {len(window_ids)} windows")
+        conn.execute(insert(Feature).prefix_with("OR REPLACE"), [
+            {"window_id": int(i), "backbone": key, "data": f.tobytes()} for i, f in zip(window_ids, f16, strict=True)
+        ])
+
+
+def windows_to_project(
+    conn: Connection, bundle_id: str, keys: list[str], dims: list[int], *, after: int = 0, batch: int = 8192
+) -> tuple[np.ndarray, list[np.ndarray], int] | None:
+    """The next ``batch`` windows (ids > ``after``, in id order) that have stored features for every
+    backbone key in ``keys`` but no vector of ``bundle_id``: ``(window_ids int64[n], [float32 (n, dims[j])
+    per key], last id looked at)``, or ``None`` when there are no more (pass ``after=last`` to go on)."""
+    q = (
+        select(Feature.window_id, Feature.data)
+        .where(Feature.backbone == keys[0], Feature.window_id > after)
+        .where(~select(Vector.window_id).where(Vector.window_id == Feature.window_id,
+                                               Vector.bundle_id == bundle_id).exists())
+        .order_by(Feature.window_id).limit(batch)
+    )
+    rows = conn.execute(q).all()
+    if not rows:
+        return None
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    feats = [decode_vectors((r[1] for r in rows), dims[0])]
+    keep = np.ones(len(ids), bool)
+    for key, dim in zip(keys[1:], dims[1:], strict=True):
+        got = dict(conn.execute(select(Feature.window_id, Feature.data).where(
+            Feature.backbone == key, Feature.window_id.between(int(ids[0]), int(ids[-1])))).all())
+        keep &= np.fromiter((int(i) in got for i in ids), bool, count=len(ids))
+        feats.append(decode_vectors((got.get(int(i), bytes(2 * dim)) for i in ids), dim))
+    last = int(ids[-1])
+    if not keep.all():
+        ids, feats = ids[keep], [f[keep] for f in feats]
+    return ids, feats, last
+
+
+def feature_dim(conn: Connection, key: str) -> int | None:
+    """Width of the stored features of a backbone key (``None`` when none are stored)."""
+    blob = conn.execute(select(Feature.data).where(Feature.backbone == key).limit(1)).scalar()
+    return None if blob is None else len(blob) // np.dtype(VECTOR_DTYPE).itemsize
+
+
+def features_of_files(conn: Connection, key: str, dim: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
+    """``{file_id: float32 (windows, dim)}`` (in window order) of the given files' stored features."""
+    out: dict[int, list[bytes]] = {}
+    for chunk in chunks([int(f) for f in file_ids], 900):
+        for fid, data in conn.execute(
+            select(Window.file_id, Feature.data).join(Feature, Feature.window_id == Window.id)
+            .where(Window.file_id.in_(chunk), Feature.backbone == key).order_by(Window.file_id, Window.id)
+        ):
+            out.setdefault(int(fid), []).append(data)
+    return {fid: decode_vectors(blobs, dim) for fid, blobs in out.items()}
+
+
+def count_windows_without(conn: Connection, bundle_id: str) -> tuple[int, int]:
+    """``(windows without a vector of bundle_id, their files)``."""
+    row = conn.execute(
+        select(func.count(Window.id), func.count(func.distinct(Window.file_id)))
+        .where(~select(Vector.window_id).where(Vector.window_id == Window.id, Vector.bundle_id == bundle_id).exists())
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def record_bundle(conn: Connection, bundle_id: str, name: str, version: str, dim: int) -> None:
