@@ -416,3 +416,25 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
         if d.name == str(name_or_path) or (isinstance(spec, dict) and spec.get("name") == str(name_or_path)):
             return d
     raise BundleError(f"model bundle {str(name_or_path)!r} not found (searched {[str(d) for d in model_dirs()]})")
+
+
+def base_of(bundle: Bundle) -> Bundle:
+    """The bundle a learned bundle was derived from (``derived_from`` in its bundle.json, checked by id), or
+    the bundle itself when it was not learned. Raises :class:`~engine.errors.LearnError` when that base is
+    no longer installed."""
+    from engine.errors import LearnError
+
+    src = bundle.spec.get("derived_from")
+    if not src:
+        return bundle
+    for candidate in (src.get("path"), src.get("name")):
+        if not candidate:
+            continue
+        try:
+            base = load_bundle(resolve_bundle(candidate))
+        except BundleError:
+            continue
+        if base.bundle_id == src.get("bundle_id"):
+            return base
+    raise LearnError(f"the model {bundle.name} was learned from {src.get('name')} {src.get('version')}, which is "
+                     "no longer installed; reinstall it to go back to it or to learn again")

@@ -125,6 +125,12 @@ class Encoder:
                     raise ModelError(f"head weights of member {m.name} do not fit: {exc}") from exc
             self._heads[(m.name, side)] = head.eval().to(self.device)
 
+    def heads(self, side: str) -> dict[str, torch.nn.Module]:
+        """``{member name: head module}`` of one side (``"audio"`` | ``"text"``), loaded without backbones."""
+        if not any(s == side for _, s in self._heads):
+            self._heads_for(side)
+        return {m.name: self._heads[(m.name, side)] for m in self.members}
+
     def _load(self, side: str) -> dict[str, torch.nn.Module]:
         entries = self.bundle.audio_backbones if side == "audio" else self.bundle.text_backbones
         needed = {m.audio_backbone if side == "audio" else m.text_backbone for m in self.members}
@@ -177,8 +183,7 @@ class Encoder:
     def project_audio(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Stored backbone features ``{backbone name: float32 (n, F)}`` → fused vectors float32 (n, dim),
         without running any backbone (the heads only)."""
-        if not any(side == "audio" for _, side in self._heads):
-            self._heads_for("audio")
+        self.heads("audio")
         feats = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device)
                  for k, v in features.items()}
         return self._fuse("audio", feats)

@@ -58,7 +58,9 @@ def needs_reprojection(lib) -> bool:
 def reproject(lib, *, cancel: Callable[[], bool] | None = None,
               on_progress: Callable[[int, int], None] | None = None, batch: int = BATCH) -> ReprojectSummary:
     """Give every window that has stored features but no vector of ``lib.bundle`` its vector (the bundle's
-    heads over the features), in transactions of ``batch`` windows, and bring the search index up to date.
+    heads over the features), in transactions of ``batch`` windows, bring the search index up to date and,
+    unless cancelled, make the bundle the library's model (a kill or a cancel before that leaves the library
+    on its previous model; the next call goes on where this one stopped).
 
     ``on_progress(done, total)`` in windows; ``cancel()`` stops after the current batch (what was stored is
     kept: the next call goes on). Takes the library's writer lock if it does not hold it yet.
@@ -68,7 +70,7 @@ def reproject(lib, *, cancel: Callable[[], bool] | None = None,
     on_progress = on_progress or (lambda done, total: None)
     summary = ReprojectSummary()
     if not lib.is_writer:
-        lib.acquire_writer()
+        lib.acquire_writer(record_bundle=False)
     b = lib.bundle
     names_keys = feature_keys(b)
     names, keys = list(names_keys), list(names_keys.values())
@@ -102,6 +104,8 @@ def reproject(lib, *, cancel: Callable[[], bool] | None = None,
         summary.without_features, summary.files_without_features = db.count_windows_without(conn, b.bundle_id)
     lib.sync_index()
     lib.save_index()
+    if not summary.cancelled:  # complete: from now on the library opens with this bundle
+        lib.record_bundle()
     summary.seconds = time.perf_counter() - t0
     if summary.without_features:
         log.info("%d windows of %d files have no stored features (indexed by an older Earshot); the next "
@@ -128,3 +132,45 @@ def switch_if_needed(lib, *, on_progress: Callable[[int, int], None] | None = No
     finally:
         if not held:
             lib.release_writer()
+
+
+def switch_to(lib, bundle: Bundle, *, cancel: Callable[[], bool] | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> ReprojectSummary:
+    """Writer: make ``bundle`` the library's model, its vectors re-projected from the stored features (the
+    library stays on its previous model if this is cancelled or killed before the end)."""
+    previous = lib.bundle
+    lib.use_bundle(bundle)
+    try:
+        summary = reproject(lib, cancel=cancel, on_progress=on_progress)
+    except BaseException:
+        lib.use_bundle(previous)
+        raise
+    if summary.cancelled:
+        lib.use_bundle(previous)
+    return summary
+
+
+def undo_learned(lib, *, on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """Switch a library from a learned model back to the model it was derived from. Its vectors are still in
+    the database (only windows indexed since are re-projected), so this takes seconds. Raises
+    :class:`~engine.errors.LearnError` when the library does not use a learned model."""
+    from engine.bundle import base_of
+    from engine.errors import LearnError
+
+    current = lib.bundle
+    if not current.spec.get("derived_from"):
+        raise LearnError(f"the library uses {current.name} {current.version}, which was not learned from a "
+                         "library: there is nothing to undo")
+    base = base_of(current)
+    t0 = time.perf_counter()
+    held = lib.is_writer
+    if not held:
+        lib.acquire_writer(record_bundle=False)
+    try:
+        done = switch_to(lib, base, on_progress=on_progress)
+    finally:
+        if not held:
+            lib.release_writer()
+    return {"model": f"{base.name} {base.version}", "bundle": str(base.path),
+            "from": f"{current.name} {current.version}", "reprojected_windows": done.windows,
+            "seconds": time.perf_counter() - t0}
