@@ -25,17 +25,11 @@ from engine.search import Searcher
 from engine.storage import db
 from tests import audio_fixtures as af
 from tests.bundles import make_tiny_bundle
+from tests.learn_fixtures import write_named_library
 from training.learn import learn_library, library_captions
 
 ROOT = Path(__file__).resolve().parents[2]
 SR = 16000
-KINDS = {  # name words → a sound of that kind (parameter i varies it a little)
-    "low_hum": lambda i: af.tone(100 + 5 * i, 2.0, SR),
-    "high_whistle": lambda i: af.tone(3000 + 40 * i, 2.0, SR),
-    "white_noise_hiss": lambda i: af.noise(2.0, SR, seed=i),
-    "clock_ticks": lambda i: af.clicks(2.0, SR, rate_hz=3 + i % 4),
-    "rising_chirp": lambda i: af.chirp(200 + 10 * i, 6000, 2.0, SR),
-}
 OPTS = {"min_files": 20, "epochs": 25, "batch": 16, "lr": 3e-3, "seed": 0}
 
 
@@ -58,9 +52,7 @@ def indexed(tmp_path_factory, base):
     """A library of 60 named files, indexed once; each test copies it."""
     d = tmp_path_factory.mktemp("named")
     root = d / "Sounds"
-    for kind, make in KINDS.items():
-        for i in range(12):
-            af.write(root / kind.split("_")[-1] / f"{kind}_{i:02d}.wav", make(i), SR)
+    write_named_library(root, 12)
     with Library(d / "lib", base) as lib:
         assert Indexer(lib).run([root]).new == 60
     return d
