@@ -70,6 +70,7 @@ class LearnOptions:
     min_files: int = 200  # described files needed to learn at all
     holdout: float = 0.2  # share of the described files kept out of training, to measure
     epochs: int = 40
+    max_steps: int = 1500  # fewer epochs for big libraries: learning stays minutes, not hours
     batch: int = 64
     lr: float = 3e-4
     weight_decay: float = 1e-2
@@ -194,28 +195,28 @@ def text_features(encoder: Encoder, bundle: Bundle, texts: Sequence[str], batch:
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def _pad(items: Sequence[Mapping[str, np.ndarray]], names: Sequence[str], rng: np.random.Generator | None,
-         max_windows: int | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Window features of several clips, padded: ``({backbone: [B, W, F]}, mask bool [B, W])``; with ``rng``
-    at most ``max_windows`` random windows of a clip."""
+def _windows(items: Sequence[Mapping[str, np.ndarray]], names: Sequence[str], rng: np.random.Generator,
+             max_windows: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[np.ndarray]]:
+    """The windows of several clips, at most ``max_windows`` random ones each, flattened (only real windows
+    go through the heads): ``({backbone: [N, F]}, mask bool [B, W], picks)`` — row ``b``'s windows are the
+    next ``mask[b].sum()`` rows of the flat tensors, and ``picks[b]`` their indices in the clip."""
     picks = []
     for it in items:
-        n = len(next(iter(it.values())))
-        if rng is not None and max_windows and n > max_windows:
-            picks.append(np.sort(rng.choice(n, max_windows, replace=False)))
-        else:
-            picks.append(np.arange(n))
-    w = max(len(p) for p in picks)
-    mask = torch.zeros(len(items), w, dtype=torch.bool)
-    out = {}
-    for name in names:
-        dim = next(iter(items))[name].shape[1]
-        arr = np.zeros((len(items), w, dim), np.float32)
-        for i, (it, p) in enumerate(zip(items, picks, strict=True)):
-            arr[i, : len(p)] = it[name][p]
-            mask[i, : len(p)] = True
-        out[name] = torch.from_numpy(arr)
-    return out, mask
+        n = len(it[names[0]])
+        picks.append(np.sort(rng.choice(n, max_windows, replace=False)) if n > max_windows else np.arange(n))
+    mask = torch.zeros(len(items), max(len(p) for p in picks), dtype=torch.bool)
+    for i, p in enumerate(picks):
+        mask[i, : len(p)] = True
+    flat = {name: torch.from_numpy(np.concatenate([it[name][p] for it, p in zip(items, picks, strict=True)])
+                                   .astype(np.float32)) for name in names}
+    return flat, mask, picks
+
+
+def _padded(flat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Flat window vectors ``[N, D]`` → ``[B, W, D]`` (zeros where ``mask`` is False)."""
+    out = flat.new_zeros((*mask.shape, flat.shape[-1]))
+    out[mask] = flat
+    return out
 
 
 @torch.inference_mode()
@@ -257,14 +258,19 @@ def fine_tune(student: EnsembleHeads, teacher: EnsembleHeads, train: Sequence[Fi
     optim = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=opts.lr,
                               weight_decay=opts.weight_decay)
     names = sorted({m.audio_backbone for m in student.members})
+    teacher.eval()
+    with torch.inference_mode():  # the frozen model's vectors, once: its similarities are the soft targets
+        teacher_text = teacher.text(caption_feats).clone()
+        teacher_audio = [teacher.audio({n: torch.from_numpy(f.features[n].astype(np.float32)) for n in names}).clone()
+                         for f in train]
     batch = max(2, min(opts.batch, len(train)))
     per_epoch = max(1, len(train) // batch)
-    steps = opts.epochs * per_epoch
+    epochs = max(1, min(opts.epochs, math.ceil(opts.max_steps / per_epoch)))
+    steps = epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=steps, pct_start=0.1)
-    teacher.eval()
     last: dict[str, float] = {}
     step = 0
-    for _epoch in range(opts.epochs):
+    for _epoch in range(epochs):
         order = rng.permutation(len(train))
         for b in range(per_epoch):
             if cancel():
@@ -273,12 +279,12 @@ def fine_tune(student: EnsembleHeads, teacher: EnsembleHeads, train: Sequence[Fi
             files = [train[i] for i in idx]
             caps = [f.captions[rng.integers(len(f.captions))] for f in files]
             cap_ids = torch.tensor([caption_index[c] for c in caps])
-            feats, mask = _pad([f.features for f in files], names, rng, MAX_TRAIN_WINDOWS)
+            feats, mask, picks = _windows([f.features for f in files], names, rng, MAX_TRAIN_WINDOWS)
             tfeats = {k: v[cap_ids] for k, v in caption_feats.items()}
             student.train()
-            sim = window_similarity(student.audio(feats), mask, student.text(tfeats))
-            with torch.no_grad():
-                teacher_sim = window_similarity(teacher.audio(feats), mask, teacher.text(tfeats))
+            sim = window_similarity(_padded(student.audio(feats), mask), mask, student.text(tfeats))
+            t_audio = torch.cat([teacher_audio[i][p] for i, p in zip(idx, picks, strict=True)])
+            teacher_sim = window_similarity(_padded(t_audio, mask), mask, teacher_text[cap_ids])
             # Files sharing a caption are positives of each other (one file per row: the diagonal too).
             terms = task(sim, positives_mask(cap_ids), teacher_sim=teacher_sim)
             optim.zero_grad(set_to_none=True)
@@ -288,7 +294,7 @@ def fine_tune(student: EnsembleHeads, teacher: EnsembleHeads, train: Sequence[Fi
             step += 1
             last = {k: float(v.detach()) for k, v in terms.items()}
             on_progress("train", step, steps)
-    return last
+    return {**last, "epochs": float(epochs), "steps": float(steps)}
 
 
 # -- the learned bundle --------------------------------------------------------------------------------
@@ -454,6 +460,7 @@ def learn_library(lib, options: Mapping[str, Any] | LearnOptions | None = None, 
             pairs=len(captions), heldout_before=before, heldout_after=after, losses=losses,
             train_seconds=train_seconds, **{k: v for k, v in asdict(opts).items() if k != "dest"},
         )
+        report["epochs"] = int(losses.get("epochs", opts.epochs))
         if general:
             report["general"] = {"name": general.name, "before": general_before,
                                  "after": evaluate_heads(student, encoder, base, general.clips, general.queries,
