@@ -16,6 +16,7 @@ it to ALSA's null device (set up here, before PortAudio starts). Prints a table 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -83,6 +84,44 @@ def wait_for(qapp, cond, timeout: float) -> bool:
     return True
 
 
+class SlowCalls:
+    """Times the Python methods of the app's GUI-side classes on the GUI thread (``--trace``): which handler
+    held the event loop when it stalled. Nested calls count in their callers too."""
+
+    def __init__(self) -> None:
+        self.worst: dict[str, float] = {}
+        self.active = False
+
+    def wrap(self, classes) -> None:
+        import functools
+        import inspect
+        import threading
+
+        main = threading.main_thread()
+        for cls in classes:
+            for name, fn in list(vars(cls).items()):
+                if not inspect.isfunction(fn) or name.startswith("__"):
+                    continue
+                label = f"{cls.__name__}.{name}"
+
+                @functools.wraps(fn)
+                def timed(*a, _fn=fn, _label=label, **k):
+                    if not self.active or threading.current_thread() is not main:
+                        return _fn(*a, **k)
+                    t0 = time.perf_counter()
+                    try:
+                        return _fn(*a, **k)
+                    finally:
+                        dt = time.perf_counter() - t0
+                        if dt > self.worst.get(_label, 0.0):
+                            self.worst[_label] = dt
+
+                setattr(cls, name, timed)
+
+    def top(self, n: int = 8) -> list[tuple[str, float]]:
+        return sorted(self.worst.items(), key=lambda kv: -kv[1])[:n]
+
+
 class StallProbe:
     """Ticks every ``interval_ms`` on the GUI thread and records the gaps between ticks."""
 
@@ -96,6 +135,14 @@ class StallProbe:
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
+        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds) of each collection, any thread
+        self._gc_t0 = 0.0
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        elif self._gc_t0:
+            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_t0))
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -105,17 +152,24 @@ class StallProbe:
 
     def start(self) -> None:
         self.gaps.clear()
+        self.gc_pauses.clear()
         self._last = 0.0
+        gc.callbacks.append(self._gc)
         self.timer.start()
 
     def stop(self) -> dict:
         self.timer.stop()
+        gc.callbacks.remove(self._gc)
         g = sorted(self.gaps) or [0.0]
+        full = [t for gen, t in self.gc_pauses if gen == 2]
         return {
             "ticks": len(self.gaps),
             "max_stall_ms": 1000 * max(0.0, g[-1] - self.interval),
             "p99_gap_ms": 1000 * g[min(len(g) - 1, int(0.99 * len(g)))],
             "median_gap_ms": 1000 * statistics.median(g),
+            "gc_collections": len(self.gc_pauses),
+            "gc_max_ms": 1000 * max((t for _, t in self.gc_pauses), default=0.0),
+            "gc_full_collections": len(full),
         }
 
 
@@ -127,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presses", type=int, default=25, help="↓ presses to time (default 25)")
     parser.add_argument("--alsa-null", action="store_true", help="play into ALSA's null device")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trace", action="store_true", help="also list the slowest GUI-thread handlers")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="earshot-bench-app-"))
@@ -144,6 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     from engine.bundle import default_bundle_name
 
     qapp = QApplication.instance() or QApplication([])
+    slow = SlowCalls()
+    if args.trace:
+        import desktop_app.app as app_mod
+        import desktop_app.results_model as rm
+        import desktop_app.results_presenter as rp
+        import desktop_app.search_controller as sc
+        import desktop_app.session as se
+        import desktop_app.views.results_view as rv
+        import desktop_app.writer as wr
+
+        slow.wrap([rm.ResultsModel, rp.ResultsPresenter, sc.SearchController, se.Session, wr.LibraryWriter,
+                   rv.ResultsView, app_mod.EarshotApp])
     configure_process()  # as earshot-app does
     try:
         model = args.model
@@ -168,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         idle = probe.stop()
 
         probe.start()
+        slow.active = True
         t0 = time.perf_counter()
         app.add_folders([str(folder)])
         wait_for(qapp, lambda: app.writer.busy, 10)
@@ -178,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             pump(qapp, 0.5)
         index_s = time.perf_counter() - t0
         busy = probe.stop()
+        slow.active = False
         wait_for(qapp, lambda: app.runner.pending == 0, 30)
         app.session.refresh_status()
         wait_for(qapp, lambda: app.runner.pending == 0, 30)
@@ -238,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:34s} {s['ticks']:6d} {s['median_gap_ms'] - 5:10.1f} {s['p99_gap_ms'] - 5:11.1f} "
             f"{s['max_stall_ms']:8.1f}  < 50 ms max {'OK' if s['max_stall_ms'] < 50 else 'MISSED'}"
         )
+        print(f"{'  garbage collections meanwhile':34s} {s['gc_collections']:6d} {'':>10s} {'':>11s} "
+              f"{s['gc_max_ms']:8.1f}  ({s['gc_full_collections']} full)")
+    for label, dt in slow.top():
+        print(f"  slowest GUI handler while indexing: {label:44s} {1000 * dt:8.1f} ms")
     for name, s in (
         ("preview latency, cold (↓)", result["preview_cold"]),
         ("preview latency, cached (↑)", result["preview_cached"]),

@@ -104,7 +104,7 @@ def evaluate(
 
     Returns ``{"bundle", "index_s", "per_query": {mode: {query: metrics}}}``.
     """
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
     from engine.library import Library
     from engine.search import Searcher
 

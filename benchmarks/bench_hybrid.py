@@ -38,7 +38,7 @@ def _names_only(s, query: str, k: int) -> list[str]:
 def evaluate(libdir: Path, root: Path, relevant: dict[str, set[str]], model: str | None) -> dict:
     import numpy as np
 
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
     from engine.library import Library
     from engine.search import Searcher
     from training.metrics import average_precision_at_k

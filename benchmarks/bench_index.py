@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from engine.audio import AUDIO_EXTENSIONS
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
     from engine.library import Library
     from engine.search import Searcher
 

@@ -43,7 +43,7 @@ def file_paths(lib) -> dict[int, str]:
 
 def collect(corpus: Path, work: Path, model: str | None) -> tuple[list[tuple[dict, int, str]], str, str]:
     from engine.fusion import features
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
     from engine.library import Library
     from engine.search import Searcher
 
@@ -73,7 +73,7 @@ def collect_blind(work: Path, model: str | None) -> list:
     trained on (our validation split overstates it) against what a library's own words are worth."""
     from benchmarks.bench_blind import BLIND, build_opaque_library, read_table
     from engine.fusion import features
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
     from engine.library import Library
     from engine.search import Searcher
 

@@ -35,7 +35,7 @@ DIVIDER_TEXT = "weaker matches"
 BAR_COLOR = QColor(70, 140, 220, 90)
 WEAK_COLOR = QColor(128, 128, 128)
 REFERENCE_BACKGROUND = QColor(255, 236, 170)
-CHUNK_ROWS = 50  # rows added to the model per event-loop turn (each turn well under 50 ms)
+APPEND_BUDGET_S = 0.008  # time spent adding rows per event-loop turn (a long list arrives over several)
 _ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -105,6 +105,20 @@ _ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.Item
 # sort values that put the pinned reference first in either order
 _FIRST = {True: "", False: "\U0010ffff"}  # text columns: ascending → "", descending → max
 _FIRST_NUM = {True: -math.inf, False: math.inf}
+
+
+def _weak(item: QStandardItem) -> None:
+    item.setForeground(WEAK_COLOR)
+
+
+def _reference(item: QStandardItem) -> None:
+    bold = QFont()
+    bold.setBold(True)
+    item.setFont(bold)
+    item.setBackground(REFERENCE_BACKGROUND)
+
+
+_STYLES = {"weak": _weak, "reference": _reference}
 
 
 def short_folder(folder: str, roots: list[str]) -> str:
@@ -208,41 +222,46 @@ class ResultsModel(QStandardItemModel):
         self._append(texts, 0, self._serial)
 
     def _append(self, texts: list[list[str]], start: int, serial: int) -> None:
+        """Add rows from ``start`` for at most :data:`APPEND_BUDGET_S` (at least one row), then yield to the
+        event loop: the budget holds on a slow or loaded machine, where a fixed number of rows does not."""
         if serial != self._serial:
             return  # a newer result list replaced this one
         rows = self._rows
-        end = min(len(rows), start + CHUNK_ROWS)
-        bold = QFont()
-        bold.setBold(True)
-        for i in range(start, end):
+        deadline = time.perf_counter() + APPEND_BUDGET_S
+        i = start
+        while i < len(rows):
             r = rows[i]
             if i == self.divider_row:
                 self.appendRow(self._divider())
             tip = hit_tooltip(r.hit)
-            mark = r.mark
             row_texts = texts[i]
+            mark = r.mark
+            style = _STYLES.get(mark)
             items = []
             for col, (_name, raw, _text) in enumerate(COLUMNS):
                 item = QStandardItem(row_texts[col])
                 item.setData(raw(r), SORT_ROLE)
-                item.setData(i, ROW_ROLE)
-                item.setData(mark, MARK_ROLE)
                 item.setFlags(_ITEM_FLAGS)
                 item.setToolTip(tip)
+                if mark:
+                    item.setData(mark, MARK_ROLE)
+                    if style is not None:
+                        style(item)
                 if col in _RIGHT:
                     item.setTextAlignment(_ALIGN_RIGHT)
-                if mark == "weak":
-                    item.setForeground(WEAK_COLOR)
-                elif mark == "reference":
-                    item.setFont(bold)
-                    item.setBackground(REFERENCE_BACKGROUND)
                 items.append(item)
+            first = items[0]  # the row's own data lives in its first cell (see ResultsView.hit_at)
+            first.setData(i, ROW_ROLE)
+            first.setData(mark, MARK_ROLE)  # the proxy filters on column 0
             v = rel.relevance(r.hit)
             if v is not None and mark != "reference":
                 items[COL["Relevance"]].setBackground(_bar(v))
             self.appendRow(items)
-        if end < len(rows):
-            QTimer.singleShot(0, lambda: self._append(texts, end, serial))
+            i += 1
+            if time.perf_counter() > deadline:
+                break
+        if i < len(rows):
+            QTimer.singleShot(0, lambda nxt=i: self._append(texts, nxt, serial))
 
     @property
     def complete(self) -> bool:
@@ -293,7 +312,7 @@ class ResultsModel(QStandardItemModel):
         return ["text/uri-list", "text/plain"]
 
     def mimeData(self, indexes) -> QMimeData:
-        rows = sorted({i.data(ROW_ROLE) for i in indexes if i.isValid()} - {None, -1})
+        rows = sorted({i.siblingAtColumn(0).data(ROW_ROLE) for i in indexes if i.isValid()} - {None, -1})
         return file_mime([self._rows[r].hit.path for r in rows if 0 <= r < len(self._rows)])
 
     def supportedDragActions(self) -> Qt.DropAction:

@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal
 from desktop_app.formatting import eta_seconds
 from desktop_app.tasks import TaskRunner
 from engine.errors import LibraryLockedError
-from engine.indexer import CancelToken, Indexer, IndexSummary, Progress
+from engine.indexing import CancelToken, Indexer, IndexSummary, Progress
 
 log = logging.getLogger(__name__)
 

@@ -459,15 +459,48 @@ def window_count(duration_s: float, window_s: float, hop_s: float) -> int:
     return max(1, int(math.ceil(steps - _COUNT_EPS * max(1.0, steps))) + 1)
 
 
+def frame(
+    signal: np.ndarray, sr: int, window_s: float, hop_s: float, *, first: int = 0, count: int | None = None,
+    offset: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one framing rule of Earshot: indexing, find-similar and training all cut windows here.
+
+    Window ``i`` starts at sample ``round(i * hop_s * sr)`` (rounded per window, so a hop that is not a
+    whole number of samples never drifts), holds ``round(window_s * sr)`` samples and is zero-padded past
+    the end of the signal; a signal of ``d`` seconds has :func:`window_count` ``(d, window_s, hop_s)``
+    windows.
+
+    Args:
+        signal: float32 mono samples at ``sr`` Hz; ``signal[0]`` is absolute sample ``offset`` of the
+            whole signal (streaming callers pass a buffer that starts later than sample 0).
+        sr: sample rate in Hz.
+        window_s: window length in seconds.
+        hop_s: distance between window starts in seconds.
+        first: index of the first window wanted.
+        count: how many windows (default: up to the last window of ``signal``, assumed to be whole).
+
+    Returns:
+        ``(starts_s, windows)``: float64 ``[n]`` start times in seconds and float32 ``[n, W]`` windows.
+    """
+    width = int(round(window_s * sr))
+    if count is None:
+        count = window_count((offset + len(signal)) / float(sr), window_s, hop_s) - first
+    count = max(0, count)
+    out = np.zeros((count, width), dtype=np.float32)
+    for j in range(count):
+        s = int(round((first + j) * hop_s * sr)) - offset
+        seg = signal[max(0, s) : max(0, s + width)]
+        out[j, : len(seg)] = seg
+    return (first + np.arange(count, dtype=np.float64)) * hop_s, out
+
+
 def iter_windows(
     path: PathLike, target_sr: int, window_s: float, hop_s: float, batch: int = 32
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Cut a file's mono signal at ``target_sr`` Hz into fixed windows, streaming.
+    """Cut a file's mono signal at ``target_sr`` Hz into fixed windows (the rule of :func:`frame`), streaming.
 
-    Window ``i`` starts at ``i * hop_s`` seconds (sample ``round(i * hop_s * target_sr)``) and holds
-    ``round(window_s * target_sr)`` samples; samples past the end of the signal are zeros. The number
-    of windows is :func:`window_count` of the decoded duration. Memory stays around one window plus
-    one decode block plus one batch, whatever the file's length.
+    The number of windows is :func:`window_count` of the decoded duration. Memory stays around one
+    window plus one decode block plus one batch, whatever the file's length.
 
     Args:
         path: the audio file.
@@ -478,7 +511,7 @@ def iter_windows(
 
     Yields:
         ``(starts_s, windows)``: ``float64[n]`` start times in seconds and ``float32[n, W]`` windows,
-        ``1 <= n <= batch``, in order.
+        ``1 <= n <= batch`` (``n == batch`` but for the last), in order.
 
     Raises:
         AudioError: see :func:`iter_mono_blocks`.
@@ -495,7 +528,7 @@ def iter_windows(
     def start_of(i: int) -> int:
         return int(round(i * hop_s * target_sr))
 
-    batcher = _WindowBatcher(batch, width, hop_s)
+    batcher = _WindowBatcher(batch, width)
     buf = np.zeros(0, dtype=np.float32)
     offset = 0  # absolute index of buf[0]
     i = 0
@@ -503,56 +536,56 @@ def iter_windows(
     block_s = max(1.0, min(20.0, 4.0 * window_s))
     for block in iter_mono_blocks(path, target_sr, block_s=block_s):
         buf = np.concatenate((buf, block)) if len(buf) else block
-        while start_of(i) + width <= offset + len(buf):
-            s = start_of(i) - offset
-            ready = batcher.add(i, buf[s : s + width])
-            if ready is not None:
-                yield ready
-            i += 1
+        k = 0
+        while start_of(i + k) + width <= offset + len(buf):
+            k += 1
+        if k:
+            yield from batcher.add(*frame(buf, target_sr, window_s, hop_s, first=i, count=k, offset=offset))
+            i += k
         drop = min(max(0, start_of(i) - offset), len(buf))
         if drop:
             buf = buf[drop:]
             offset += drop
-    total = offset + len(buf)
-    n = window_count(total / float(target_sr), window_s, hop_s)
-    for j in range(i, n):
-        s = start_of(j) - offset
-        ready = batcher.add(j, buf[max(0, s) : max(0, s + width)])
-        if ready is not None:
-            yield ready
+    n = window_count((offset + len(buf)) / float(target_sr), window_s, hop_s)
+    if n > i:
+        yield from batcher.add(*frame(buf, target_sr, window_s, hop_s, first=i, count=n - i, offset=offset))
     rest = batcher.flush()
     if rest is not None:
         yield rest
 
 
 class _WindowBatcher:
-    """Collect windows into ``(starts_s, windows)`` batches of a fixed maximum size.
+    """Collect windows into ``(starts_s, windows)`` batches of exactly ``batch`` windows (but the last).
 
     A batch array is allocated (``np.zeros``: pages untouched by short files cost no memory) when its
     first window arrives, so at most the batch being filled and the one the caller holds exist at
     once; a final partial batch is returned as a compact copy.
     """
 
-    def __init__(self, batch: int, width: int, hop_s: float) -> None:
+    def __init__(self, batch: int, width: int) -> None:
         self._batch = batch
         self._width = width
-        self._hop_s = hop_s
         self._starts: np.ndarray | None = None
         self._windows: np.ndarray | None = None
         self._n = 0
 
-    def add(self, index: int, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Add window ``index`` (``samples`` may be shorter than a window: the rest stays zero)."""
-        if self._starts is None or self._windows is None:
-            self._starts = np.zeros(self._batch, dtype=np.float64)
-            self._windows = np.zeros((self._batch, self._width), dtype=np.float32)
-            self._n = 0
-        self._starts[self._n] = index * self._hop_s
-        self._windows[self._n, : len(samples)] = samples
-        self._n += 1
-        if self._n == self._batch:
-            return self.flush()
-        return None
+    def add(self, starts: np.ndarray, windows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Add windows; yield every batch they fill."""
+        done = 0
+        while done < len(starts):
+            if self._starts is None or self._windows is None:
+                self._starts = np.zeros(self._batch, dtype=np.float64)
+                self._windows = np.zeros((self._batch, self._width), dtype=np.float32)
+                self._n = 0
+            take = min(self._batch - self._n, len(starts) - done)
+            self._starts[self._n : self._n + take] = starts[done : done + take]
+            self._windows[self._n : self._n + take] = windows[done : done + take]
+            self._n += take
+            done += take
+            if self._n == self._batch:
+                out = self.flush()
+                if out is not None:
+                    yield out
 
     def flush(self) -> tuple[np.ndarray, np.ndarray] | None:
         if self._starts is None or self._windows is None or self._n == 0:

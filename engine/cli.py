@@ -204,7 +204,7 @@ def _print_hits(hits, as_json: bool, show_all: bool = True) -> None:
 def cmd_index(args) -> int:
     from tqdm import tqdm
 
-    from engine.indexer import CancelToken, Indexer
+    from engine.indexing import CancelToken, Indexer
 
     lib = _open_library(args)
     cancel = CancelToken()

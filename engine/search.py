@@ -469,29 +469,15 @@ class Searcher:
             return fid, (vecs if len(vecs) else None)
 
     def _embed_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
-        from engine.audio import iter_windows, load_mono
+        from engine.audio import frame, iter_windows, load_mono
 
         b = self.lib.bundle
         if start_s is None and end_s is None:
             windows = [w for _, w in iter_windows(path, b.sample_rate, b.window_s, b.hop_s)]
         else:
             sig = load_mono(path, b.sample_rate, start_s or 0.0, end_s)
-            windows = [frame_signal(sig, b.sample_rate, b.window_s, b.hop_s)]
+            windows = [frame(sig, b.sample_rate, b.window_s, b.hop_s)[1]]
         return self.lib.encoder.embed_audio(np.concatenate(windows))
-
-
-def frame_signal(sig: np.ndarray, sr: int, window_s: float, hop_s: float) -> np.ndarray:
-    """Cut an in-memory mono signal into zero-padded windows, the same rule as ``engine.audio.iter_windows``."""
-    from engine.audio import window_count
-
-    win = int(round(window_s * sr))
-    hop = int(round(hop_s * sr))
-    n = window_count(len(sig) / sr, window_s, hop_s)
-    out = np.zeros((n, win), np.float32)
-    for i in range(n):
-        seg = sig[i * hop : i * hop + win]
-        out[i, : len(seg)] = seg
-    return out
 
 
 def hits_to_json(hits: Iterable[Hit]) -> list[dict]:

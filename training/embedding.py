@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from engine.audio import iter_windows
+from engine.audio import frame, iter_windows
 from engine.errors import AudioError
 from training.config import Recipe
 from training.data.readers import Clip
@@ -171,9 +171,7 @@ class Embedder:
             z = model.project_audio({"wave": wave})[0][:, 0]
             return F.normalize(z.float(), dim=-1).cpu().numpy()
         if clip.mix is not None:
-            from training.augment.mix import frame
-
-            windows = [frame(self.audio_store.load(clip), m.sample_rate, m.window_s, m.hop_s)]
+            windows = [frame(self.audio_store.load(clip), m.sample_rate, m.window_s, m.hop_s)[1]]
         else:
             windows = [
                 w for _, w in iter_windows(clip.path, m.sample_rate, m.window_s, m.hop_s, batch=self.batch)

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from engine.audio import iter_windows, load_mono
+from engine.audio import frame, iter_windows, load_mono
 from engine.errors import AudioError, ModelError
-from training.augment.mix import frame, mix_signals
+from training.augment.mix import mix_signals
 from training.config import BackboneConfig
 from training.data.readers import Clip
 
@@ -252,7 +252,7 @@ class FrozenBackbone:
             ):
                 yield w
         else:
-            frames = frame(
+            _, frames = frame(
                 load_clip_audio(clip, self.sample_rate), self.sample_rate, self.window_s, self.hop_s
             )
             for i in range(0, len(frames), self.batch):

@@ -197,7 +197,7 @@ class ResultsView(QTableView):
     # -- content --------------------------------------------------------------------------------
     def hit_at(self, index: QModelIndex) -> Hit | None:
         """The hit of a row of this view (an index of the sorting proxy)."""
-        return self.source.hit(index.data(ROW_ROLE)) if index.isValid() else None
+        return self.source.hit(index.siblingAtColumn(0).data(ROW_ROLE)) if index.isValid() else None
 
     def current_hit(self) -> Hit | None:
         return self.hit_at(self.currentIndex())

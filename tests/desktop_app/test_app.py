@@ -18,7 +18,7 @@ from PySide6.QtTest import QTest
 from desktop_app.app import EarshotApp
 from desktop_app.results_model import COL
 from desktop_app.settings import AppSettings
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from tests import audio_fixtures as af
 from tests.desktop_app.conftest import search, write_alsa_config

@@ -13,7 +13,7 @@ from PySide6.QtTest import QTest
 import desktop_app.session
 from desktop_app.app import EarshotApp
 from desktop_app.results_model import COL
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from tests.desktop_app.conftest import search
 from tests.desktop_app.test_pro import LONG_NAME, pro_sounds  # noqa: F401 (fixture)

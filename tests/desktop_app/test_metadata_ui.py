@@ -17,7 +17,7 @@ from PySide6.QtTest import QTest
 from desktop_app.app import EarshotApp
 from desktop_app.results_model import COL
 from engine import ucs
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from tests import metadata_fixtures as mf
 from tests.desktop_app.conftest import search

@@ -20,7 +20,7 @@ from desktop_app.results_model import COL, DIVIDER_TEXT, MARK_ROLE
 from desktop_app.views.results_view import NAME_MIN
 from desktop_app.views.waveform import grid_step, grid_ticks
 from desktop_app.writer import IndexProgress
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from tests import audio_fixtures as af
 from tests.desktop_app.conftest import search
@@ -448,14 +448,16 @@ def test_flexible_columns_share_a_narrow_table() -> None:
     assert cramped == {"Name": NAME_MIN, "Description": 110, "Folder": 100}  # floors: the table scrolls
 
 
-def test_a_long_list_arrives_in_chunks(qtbot) -> None:
-    from desktop_app.results_model import CHUNK_ROWS, ResultsModel
+def test_a_long_list_arrives_in_chunks(qtbot, monkeypatch) -> None:
+    from desktop_app import results_model
+    from desktop_app.results_model import ResultsModel
     from engine.search import Hit
 
+    monkeypatch.setattr(results_model, "APPEND_BUDGET_S", 0.0)  # one row per event-loop turn
     m = ResultsModel()
-    hits = [Hit(f"/lib/f{i:04d}.wav", 0.0, 0.0, 1.0, 2.0, 44100, 1, "WAV", i) for i in range(CHUNK_ROWS * 2 + 10)]
+    hits = [Hit(f"/lib/f{i:04d}.wav", 0.0, 0.0, 1.0, 2.0, 44100, 1, "WAV", i) for i in range(30)]
     m.set_hits(hits, graded=False)
-    assert m.rowCount() == CHUNK_ROWS and not m.complete  # the event loop runs between chunks
+    assert m.rowCount() == 1 and not m.complete  # the event loop runs between chunks
     assert m.filled_columns["Name"] and not m.filled_columns["Description"]  # known for the whole list
     qtbot.waitUntil(lambda: m.complete, timeout=3000)
     assert m.rowCount() == len(hits) and m.index(len(hits) - 1, COL["Name"]).data() == Path(hits[-1].path).name

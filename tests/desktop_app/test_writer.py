@@ -8,7 +8,7 @@ import pytest
 
 from desktop_app.writer import acquire_writer
 from engine.errors import LibraryLockedError
-from engine.indexer import CancelToken
+from engine.indexing import CancelToken
 
 
 class BusyLib:

@@ -359,3 +359,19 @@ def test_memory_stays_bounded_for_a_long_file(tmp_path: Path) -> None:
     assert windows == audio.window_count(minutes * 60.0, 1.0, 0.5)
     assert peak_blocks < decoded_bytes / 20, peak_blocks
     assert peak_windows < decoded_bytes / 20, peak_windows
+
+
+def test_frame_cuts_like_iter_windows(tmp_path: Path) -> None:
+    """One framing rule: an in-memory signal (find-similar regions, training mixes) is cut exactly as a
+    file is while indexing, including a hop that is not a whole number of samples."""
+    sig = np.random.default_rng(0).standard_normal(16000 * 3 + 123).astype(np.float32) * 0.1
+    sf.write(tmp_path / "x.wav", sig, 16000, subtype="FLOAT")
+    for window_s, hop_s in ((1.0, 0.37), (1.0, 1.0), (0.5, 1.0 / 3.0)):
+        batches = list(audio.iter_windows(tmp_path / "x.wav", 16000, window_s, hop_s, batch=5))
+        starts, windows = audio.frame(sig, 16000, window_s, hop_s)
+        assert np.array_equal(windows, np.concatenate([w for _, w in batches]))
+        assert np.array_equal(starts, np.concatenate([s for s, _ in batches]))
+    # a slice of the signal framed from a later window, as the streaming reader does
+    part_starts, part = audio.frame(sig[8000:], 16000, 1.0, 0.37, first=2, count=3, offset=8000)
+    assert np.array_equal(part, audio.frame(sig, 16000, 1.0, 0.37)[1][2:5])
+    assert np.allclose(part_starts, [0.74, 1.11, 1.48])

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from engine import browse
 from engine.errors import QueryError
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from engine.search import Filters
 from engine.storage import db

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engine.errors import QueryError
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from engine.search import Filters, Searcher
 from tests import metadata_fixtures as mf

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.errors import LibraryLockedError, QueryError
-from engine.indexer import CancelToken, Indexer
+from engine.indexing import CancelToken, Indexer
 from engine.library import Library
 from engine.search import Filters, Searcher
 from engine.status import library_status, remove_root

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.fusion import Evidence, TrustFusion, fit_logistic
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from engine.names import NAME_ENCODER_ID
 from engine.search import GOOD_MATCH, Searcher, is_good_match

@@ -42,9 +42,9 @@ def _no_audio(monkeypatch) -> None:
     def refuse(*a, **k):
         raise AssertionError("audio was opened")
 
-    monkeypatch.setattr(audio, "_open", refuse)
-    monkeypatch.setattr("engine.indexer.iter_windows", refuse)
-    monkeypatch.setattr("engine.indexer.probe", refuse)
+    for name in ("_open", "probe", "iter_windows", "load_mono"):
+        monkeypatch.setattr(audio, name, refuse)
+    monkeypatch.setattr("engine.indexing.local.decode", refuse)
 
 
 def test_backbone_keys_name_backbone_and_framing(bundles):

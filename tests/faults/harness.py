@@ -471,7 +471,7 @@ def make_wal_state(env: Env, root: Path, expected: list[Path]) -> None:
     code = (
         "import sys, os, signal\n"
         "from engine.library import Library\n"
-        "from engine.indexer import Indexer\n"
+        "from engine.indexing import Indexer\n"
         "lib = Library(sys.argv[1], sys.argv[2])\n"
         "with lib.engine.connect() as c:\n"
         "    c.exec_driver_sql('PRAGMA wal_autocheckpoint=0')\n"

@@ -141,7 +141,7 @@ def test_vectors_are_validated_before_commit(tmp_path, tiny, monkeypatch):
     root = tmp_path / "s"
     h.make_sounds(root, 3, dur_s=1.5)
     from engine.encoder import Encoder
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
 
     real = Encoder.embed_audio
 
@@ -161,7 +161,7 @@ def test_vectors_are_validated_before_commit(tmp_path, tiny, monkeypatch):
 def test_non_finite_vectors_stored_by_an_older_version_do_not_break_anything(tmp_path, tiny):
     root, libdir = tmp_path / "s", tmp_path / "lib"
     h.make_sounds(root, 4, dur_s=1.5)
-    from engine.indexer import Indexer
+    from engine.indexing import Indexer
 
     with Library(libdir, tiny) as lib:
         Indexer(lib).run([root])

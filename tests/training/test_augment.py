@@ -8,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from engine.audio import iter_windows
 from training.augment.augmented import (
     AUGMENTED_FILE,
     apply_augmented_set,
     build_augmented_set,
     read_augmented_set,
 )
-from training.augment.mix import frame, mix_signals
+from training.augment.mix import mix_signals
 from training.augment.text_ops import caption_variants, synonym_replacement, word_deletion
 from training.config import AugmentConfig
 from training.data.pairs import build_pairs
@@ -57,13 +55,6 @@ def test_mixing_pads_applies_the_gain_and_never_clips() -> None:
     assert m[0] == pytest.approx(0.1 + 0.1 * 10 ** (-6 / 20)) and m[99] == pytest.approx(0.1)
     loud = mix_signals(np.full(10, 0.9, np.float32), np.full(10, 0.9, np.float32), 0.0)
     assert np.abs(loud).max() == pytest.approx(0.99)
-
-
-def test_frame_cuts_like_the_engine(tmp_path: Path) -> None:
-    sig = np.random.default_rng(0).standard_normal(16000 * 3 + 123).astype(np.float32) * 0.1
-    sf.write(tmp_path / "x.wav", sig, 16000, subtype="FLOAT")
-    engine_windows = np.concatenate([w for _, w in iter_windows(tmp_path / "x.wav", 16000, 1.0, 0.37)])
-    assert np.array_equal(frame(sig, 16000, 1.0, 0.37), engine_windows)
 
 
 def _clips() -> list[Clip]:

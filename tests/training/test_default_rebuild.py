@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.bundle import default_bundle_name, load_bundle, resolve_bundle
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from engine.search import Searcher
 from tests.training import synthetic as syn

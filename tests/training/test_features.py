@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.audio import iter_windows, load_mono
+from engine.audio import frame, iter_windows, load_mono
 from engine.errors import AudioError
 from engine.models.registry import build_audio_backbone, build_text_backbone
-from training.augment.mix import frame, mix_signals
+from training.augment.mix import mix_signals
 from training.config import BackboneConfig
 from training.data.readers import Clip
 from training.features import AudioStore, FeatureStore, FrozenBackbone
@@ -100,7 +100,7 @@ def test_mixtures_and_undecodable_clips(tmp_path: Path, caplog) -> None:
     with torch.no_grad():
         ref = (
             build_audio_backbone("tiny_test", AUDIO.config)
-            .eval()(torch.from_numpy(frame(signal, 16000, 1.0, 0.5)))
+            .eval()(torch.from_numpy(frame(signal, 16000, 1.0, 0.5)[1]))
             .numpy()
         )
     np.testing.assert_allclose(feats, ref, rtol=2e-3, atol=2e-3)

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from engine.bundle import load_bundle
-from engine.indexer import Indexer
+from engine.indexing import Indexer
 from engine.library import Library
 from engine.search import Searcher
 from tests.training import synthetic as syn

@@ -22,16 +22,3 @@ def mix_signals(a: np.ndarray, b: np.ndarray, gain_db: float) -> np.ndarray:
     return out
 
 
-def frame(signal: np.ndarray, sr: int, window_s: float, hop_s: float) -> np.ndarray:
-    """Cut a signal into windows by the rule of ``engine.audio.iter_windows`` (window ``i`` starts at
-    sample ``round(i · hop_s · sr)``, zero-padded at the end) → float32 ``[n, round(window_s · sr)]``."""
-    from engine.audio import window_count
-
-    width = int(round(window_s * sr))
-    n = window_count(len(signal) / float(sr), window_s, hop_s)
-    out = np.zeros((n, width), dtype=np.float32)
-    for i in range(n):
-        s = int(round(i * hop_s * sr))
-        seg = signal[s : s + width]
-        out[i, : len(seg)] = seg
-    return out
