@@ -14,7 +14,7 @@ Layout (one row per thing, paths relative to their root in POSIX form):
                  without a full rebuild.
 * ``bundles``    the model bundles whose vectors are stored.
 * ``files_fts``  (schema 2) the FTS5 keyword index over names, folders and metadata
-                 (:mod:`engine.keyword`); its rowid is the file id.
+                 (:mod:`engine.storage.fts`); its rowid is the file id.
 * ``file_texts`` (schema 3) per file: the text its name, folders and metadata make
                  (:mod:`engine.names`), how informative it is, and its float16 sentence embedding by
                  the name encoder ``encoder`` (stored at a ``names_generation``, so the in-memory name
@@ -63,6 +63,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from engine.errors import LibraryDamagedError, LibraryError
+from engine.storage import fts
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +170,12 @@ Migration = Callable[[Connection], None]
 
 
 def _create_fts(conn: Connection) -> None:
-    from engine import keyword
-
-    for stmt in keyword.FTS_DDL:
+    for stmt in fts.FTS_DDL:
         conn.exec_driver_sql(stmt)
 
 
 def _migrate_2_keyword_index(conn: Connection) -> None:
     """Schema 2: the FTS5 keyword index, filled from what the database already knows."""
-    from engine import keyword
-
     _create_fts(conn)
     rows = conn.execute(
         select(File.id, File.rel_path, File.metadata_json, Root.path)
@@ -186,20 +183,18 @@ def _migrate_2_keyword_index(conn: Connection) -> None:
         .where(File.status == "ok")
     ).all()
     for fid, rel, meta, root in rows:
-        keyword.put_document(conn, fid, keyword.document_for(rel, root, json.loads(meta) if meta else None))
+        fts.put_document(conn, fid, fts.document_for(rel, root, json.loads(meta) if meta else None))
 
 
 def _migrate_3_file_texts(conn: Connection) -> None:
     """Schema 3: the per-file texts and their sentence embeddings (filled by the next index run, which
     has the name encoder; search works without them meanwhile), and the trigram keyword index."""
-    from engine import keyword
-
     FileText.__table__.create(conn, checkfirst=True)
     _put_meta(conn, "names_generation", "0")
     _create_fts(conn)  # adds the trigram table, filled from the word index's name and folder columns
-    conn.exec_driver_sql(f"DELETE FROM {keyword.TRIGRAM_TABLE}")
+    conn.exec_driver_sql(f"DELETE FROM {fts.TRIGRAM_TABLE}")
     conn.exec_driver_sql(
-        f"INSERT INTO {keyword.TRIGRAM_TABLE} (rowid, name, folder) SELECT rowid, name, folder FROM {keyword.FTS_TABLE}"
+        f"INSERT INTO {fts.TRIGRAM_TABLE} (rowid, name, folder) SELECT rowid, name, folder FROM {fts.FTS_TABLE}"
     )
 
 
@@ -566,13 +561,11 @@ def delete_file_windows(conn: Connection, file_ids: Iterable[int], gen: int) -> 
 
 def delete_files(conn: Connection, file_ids: Iterable[int], gen: int) -> int:
     """Delete files with their windows, vectors (tombstoned at ``gen``) and keyword-index rows."""
-    from engine import keyword
-
     ids = [int(f) for f in file_ids]
     n = delete_file_windows(conn, ids, gen)
     for chunk in chunks(ids, 900):
         conn.execute(delete(File).where(File.id.in_(chunk)))
-        keyword.delete_documents(conn, chunk)
+        fts.delete_documents(conn, chunk)
     return n
 
 
