@@ -137,6 +137,15 @@ class Library:
                 probe.release()
 
     @property
+    def store(self):  # -> engine.storage.store.Store
+        """The database behind named operations (:mod:`engine.storage.store`)."""
+        from engine.storage.store import Store
+
+        if getattr(self, "_store", None) is None:
+            self._store = Store(self.engine)
+        return self._store
+
+    @property
     def library_id(self) -> str:
         """The id of this library's database (see :func:`engine.storage.db.library_id`)."""
         if getattr(self, "_library_id", None) is None:

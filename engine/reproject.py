@@ -48,11 +48,10 @@ def feature_keys(bundle: Bundle) -> dict[str, str]:
 def needs_reprojection(lib) -> bool:
     """Whether the library has stored features its bundle has no vectors for (cheap: one probe)."""
     keys = list(feature_keys(lib.bundle).values())
-    with lib.engine.connect() as conn:
-        dims = [db.feature_dim(conn, k) for k in keys]
-        if any(d is None for d in dims):
-            return False
-        return db.windows_to_project(conn, lib.bundle.bundle_id, keys, dims, batch=1) is not None
+    dims = [lib.store.feature_dim(k) for k in keys]
+    if any(d is None for d in dims):
+        return False
+    return lib.store.windows_to_project(lib.bundle.bundle_id, keys, dims, batch=1) is not None
 
 
 def reproject(lib, *, cancel: Callable[[], bool] | None = None,
@@ -74,16 +73,15 @@ def reproject(lib, *, cancel: Callable[[], bool] | None = None,
     b = lib.bundle
     names_keys = feature_keys(b)
     names, keys = list(names_keys), list(names_keys.values())
-    with lib.engine.connect() as conn:
-        dims = [db.feature_dim(conn, k) for k in keys]
-        total, _ = db.count_windows_without(conn, b.bundle_id)
+    store = lib.store
+    dims = [store.feature_dim(k) for k in keys]
+    total, _ = store.windows_without_vectors(b.bundle_id)
     if total and all(d is not None for d in dims):
         encoder = lib.encoder
         after = 0
         on_progress(0, total)
         while not cancel():
-            with lib.engine.connect() as conn:
-                got = db.windows_to_project(conn, b.bundle_id, keys, dims, after=after, batch=batch)  # type: ignore[arg-type]
+            got = store.windows_to_project(b.bundle_id, keys, dims, after=after, batch=batch)  # type: ignore[arg-type]
             if got is None:
                 break
             ids, feats, after = got
@@ -92,16 +90,12 @@ def reproject(lib, *, cancel: Callable[[], bool] | None = None,
             vecs = encoder.project_audio(dict(zip(names, feats, strict=True)))
             ok = np.isfinite(vecs).all(axis=1)
             ids, vecs = ids[ok], vecs[ok]
-            with lib.engine.begin() as conn:
-                gen = db.generation(conn) + 1
-                db.insert_vectors(conn, ids, vecs, b.bundle_id, gen)
-                db.bump_generation(conn)
+            gen = store.add_vectors(ids, vecs, b.bundle_id)
             lib.apply_commit(gen, ids, vecs.astype(db.VECTOR_DTYPE).astype(np.float32), [])
             summary.windows += len(ids)
             on_progress(summary.windows, total)
         summary.cancelled = cancel()
-    with lib.engine.connect() as conn:
-        summary.without_features, summary.files_without_features = db.count_windows_without(conn, b.bundle_id)
+    summary.without_features, summary.files_without_features = store.windows_without_vectors(b.bundle_id)
     lib.sync_index()
     lib.save_index()
     if not summary.cancelled:  # complete: from now on the library opens with this bundle
@@ -120,8 +114,7 @@ def switch_if_needed(lib, *, on_progress: Callable[[int, int], None] | None = No
     held = lib.is_writer
     try:
         if not needs_reprojection(lib):
-            with lib.engine.connect() as conn:
-                recorded = db.get_meta(conn, "bundle_path")
+            recorded = lib.store.meta("bundle_path")
             if recorded != str(lib.bundle.path.resolve()):
                 lib.acquire_writer()  # records the bundle as the library's model
             return None

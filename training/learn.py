@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import errno
-import json
 import logging
 import math
 import shutil
@@ -52,7 +51,6 @@ from engine.errors import LearnError
 from engine.metadata import FileMetadata
 from engine.names import file_text
 from engine.reproject import feature_keys, switch_to
-from engine.storage import db
 from training.data.captions import clean_name, dedupe_captions, normalise_caption
 from training.embedding import clip_scores
 from training.losses import LossTask, positives_mask, window_similarity
@@ -134,29 +132,21 @@ def library_captions(rel_path: str, root_path: str, meta: FileMetadata | Mapping
 
 def collect_pairs(lib, bundle: Bundle) -> tuple[list[FilePairs], int]:
     """``(described files with their captions and stored features, files looked at)`` of a library."""
-    keys = feature_keys(bundle)
-    with lib.engine.connect() as conn:
-        rows = conn.execute(
-            db.select(db.File.id, db.File.rel_path, db.File.metadata_json, db.Root.path)
-            .join(db.Root, db.Root.id == db.File.root_id).where(db.File.status == "ok").order_by(db.File.id)
-        ).all()
-        described: list[FilePairs] = []
-        for fid, rel, meta_json, root in rows:
-            meta = json.loads(meta_json) if meta_json else None
-            if file_text(rel, root, meta).informativeness < DESCRIBED_AT:
-                continue
-            caps = library_captions(rel, root, meta)
-            if caps:
-                described.append(FilePairs(int(fid), rel, caps))
-        for name, key in keys.items():
-            dim = db.feature_dim(conn, key)
-            if dim is None:
-                return [], len(rows)
-            feats = db.features_of_files(conn, key, dim, [p.file_id for p in described])
-            for p in described:
-                if p.file_id in feats:
-                    p.features[name] = feats[p.file_id]
-    return [p for p in described if len(p.features) == len(keys)], len(rows)
+    files = lib.store.files_with_words()
+    described: list[FilePairs] = []
+    for f in files:
+        if file_text(f.rel_path, f.root, f.metadata).informativeness < DESCRIBED_AT:
+            continue
+        caps = library_captions(f.rel_path, f.root, f.metadata)
+        if caps:
+            described.append(FilePairs(f.file_id, f.rel_path, caps))
+    for name, key in feature_keys(bundle).items():
+        feats = lib.store.features_for(key, [p.file_id for p in described])
+        for p in described:
+            if p.file_id in feats:
+                p.features[name] = feats[p.file_id]
+    n_keys = len(feature_keys(bundle))
+    return [p for p in described if len(p.features) == n_keys], len(files)
 
 
 # -- the model being fine-tuned ----------------------------------------------------------------------------
