@@ -74,6 +74,9 @@ class LearnOptions:
     weight_decay: float = 1e-2
     tau: float = 0.05
     distill: float = 1.0  # weight of the distillation term (the contrastive term weighs 1)
+    # share of the fine-tuned weights in the result; the rest is the base model's (weight-space ensembling,
+    # "WiSE-FT", Wortsman et al. 2022: keeps more of what the base model knew about other sounds)
+    interpolate: float = 0.7
     seed: int = 0
     dest: str | None = None  # models folder to write the learned bundle to (default: the user's)
 
@@ -287,6 +290,16 @@ def fine_tune(student: EnsembleHeads, teacher: EnsembleHeads, train: Sequence[Fi
     return {**last, "epochs": float(epochs), "steps": float(steps)}
 
 
+def interpolate_(student: nn.Module, base: nn.Module, share: float) -> None:
+    """In place: every weight of ``student`` becomes ``share · student + (1 − share) · base``."""
+    if share >= 1.0:
+        return
+    with torch.no_grad():
+        for p, q in zip(student.state_dict().values(), base.state_dict().values(), strict=True):
+            if p.is_floating_point():
+                p.copy_(share * p + (1.0 - share) * q)
+
+
 # -- the learned bundle --------------------------------------------------------------------------------
 
 
@@ -315,7 +328,8 @@ def model_card(base: Bundle, report: dict) -> str:
         f"- files in the library: {report['files']}; described: {report['described']}; trained on "
         f"{report['train_files']} files ({report['pairs']} captions); held out: {report['heldout_files']}",
         f"- recipe: {report['epochs']} epochs, batch {report['batch']}, lr {report['lr']}, distillation weight "
-        f"{report['distill']}, τ {report['tau']}, seed {report['seed']}; {report['train_seconds']:.0f} s on CPU",
+        f"{report['distill']}, τ {report['tau']}, weights {report['interpolate']:.2f} learned + "
+        f"{1 - report['interpolate']:.2f} original, seed {report['seed']}; {report['train_seconds']:.0f} s on CPU",
         "",
         "## Held-out files (content only: queries are their own descriptions, names hidden)",
         "",
@@ -436,6 +450,7 @@ def learn_library(lib, options: Mapping[str, Any] | LearnOptions | None = None, 
         losses = fine_tune(student, teacher, train, caption_feats, caption_index, opts, cancel=cancel,
                            on_progress=on_progress)
         train_seconds = time.perf_counter() - t_train
+        interpolate_(student, teacher, opts.interpolate)
         report: dict[str, Any] = {"cancelled": bool(losses.get("cancelled")), "bundle": None, "switched": False}
         if report["cancelled"]:
             report["message"] = f"stopped; nothing was changed: the library keeps {lib.bundle.name} {lib.bundle.version}"
