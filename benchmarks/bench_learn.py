@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nindexing 120 files ({nw} windows), interleaved, × realtime per run: with features {sw}, without "
           f"{so}; best {max(sw):.1f} vs {max(so):.1f} ({100 * (max(so) / max(sw) - 1):+.1f} % slower with)")
     print(f"database: {wb / nw:,.0f} bytes/window with features, {wo / nw:,.0f} without "
-          f"(+{(wb - wo) / nw:,.0f}; the feature blob is {512 * 2} bytes) ({_load()})")
+          f"(+{(wb - wo) / nw:,.0f}) ({_load()})")
     return 0
 
 

@@ -147,6 +147,8 @@ def test_cancelled_reprojection_keeps_what_it_stored(tmp_path, bundles):
 
         s = reproject(lib, cancel=cancel, batch=4)
         assert s.cancelled and s.windows == 4
+        with lib.engine.connect() as conn:  # half-projected: the library still opens with its previous model
+            assert db.get_meta(conn, "bundle_path") == str(bundles["a"].resolve())
         s = reproject(lib, batch=4)
         assert not s.cancelled and s.without_features == 0
         lib.release_writer()
