@@ -36,6 +36,7 @@ BAR_COLOR = QColor(70, 140, 220, 90)
 WEAK_COLOR = QColor(128, 128, 128)
 REFERENCE_BACKGROUND = QColor(255, 236, 170)
 APPEND_BUDGET_S = 0.008  # time spent adding rows per event-loop turn (a long list arrives over several)
+FIRST_ROWS = 50  # rows shown at once, whatever the budget: a screenful, and every row of a short list
 _ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -222,8 +223,9 @@ class ResultsModel(QStandardItemModel):
         self._append(texts, 0, self._serial)
 
     def _append(self, texts: list[list[str]], start: int, serial: int) -> None:
-        """Add rows from ``start`` for at most :data:`APPEND_BUDGET_S` (at least one row), then yield to the
-        event loop: the budget holds on a slow or loaded machine, where a fixed number of rows does not."""
+        """Add rows from ``start`` for at most :data:`APPEND_BUDGET_S` (the first :data:`FIRST_ROWS` at once),
+        then yield to the event loop: the budget holds on a slow or loaded machine, where a fixed number of
+        rows does not."""
         if serial != self._serial:
             return  # a newer result list replaced this one
         rows = self._rows
@@ -258,7 +260,7 @@ class ResultsModel(QStandardItemModel):
                 items[COL["Relevance"]].setBackground(_bar(v))
             self.appendRow(items)
             i += 1
-            if time.perf_counter() > deadline:
+            if i >= FIRST_ROWS and time.perf_counter() > deadline:
                 break
         if i < len(rows):
             QTimer.singleShot(0, lambda nxt=i: self._append(texts, nxt, serial))

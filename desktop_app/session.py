@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app import relevance as rel
 from desktop_app.history import Query
-from desktop_app.tasks import TaskRunner
+from desktop_app.tasks import TaskRunner, freeze_heap
 from desktop_app.view_filters import ViewFilters
 from desktop_app.writer import LibraryWriter
 from engine.browse import FileFacts
@@ -267,13 +267,19 @@ class Session(QObject):
         def work():
             with lock:
                 t0 = time.perf_counter()
-                lib.encoder.embed_text(["warm up"])  # loads the text networks and runs them once
-                return time.perf_counter() - t0
+                lib.text_encoder.embed_text(["warm up"])  # loads the text networks and runs them once
+                seconds = time.perf_counter() - t0
+                # Indexing and find-similar need torch. Importing it holds the GIL for long stretches (its C
+                # extension loads under the import lock): done now, not in the middle of the user's first
+                # indexing run, where it froze the window for 200–300 ms.
+                import engine.encoder  # noqa: F401
+                return seconds
 
         self.runner.submit(work, self._warmed, self._warm_failed, group="warm", priority=4)
 
     def _warmed(self, seconds: float) -> None:
         self.model_ready = True
+        freeze_heap()
         log.info("text model ready in %.2f s", seconds)
 
     def _warm_failed(self, exc: BaseException) -> None:

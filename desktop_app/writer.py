@@ -25,7 +25,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from desktop_app.formatting import eta_seconds
-from desktop_app.tasks import TaskRunner
+from desktop_app.tasks import TaskRunner, freeze_heap
 from engine.errors import LibraryLockedError
 from engine.indexing import CancelToken, Indexer, IndexSummary, Progress
 
@@ -232,9 +232,12 @@ class LibraryWriter(QObject):
             set_cpu_threads(_cpu_threads_for_indexing())
             self._threads_set = True
         t0 = time.perf_counter()
-        last = {"t": 0.0, "phase": ""}
+        last = {"t": 0.0, "phase": "", "frozen": False}
 
         def on_progress(p: Progress) -> None:
+            if p.phase == "embed" and not last["frozen"]:
+                freeze_heap()  # the audio model is loaded by now
+                last["frozen"] = True
             now = time.perf_counter()
             if p.phase == last["phase"] and p.phase != "done" and now - last["t"] < PROGRESS_INTERVAL_S:
                 return

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mass-delete", action="store_true",
                    help="a folder that now looks empty (or lost most of its files) really was emptied: remove its "
                         "records (without this, such a folder is reported as unavailable and kept)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="decode and embed on a Ray cluster (needs earshot[cluster]): its address as `ray start` "
+                        "prints it (head:6379, ray://head:10001, auto), or 'local' for one on this machine; "
+                        "scanning and every database write stay here")
+    p.add_argument("--files-per-task", type=int, default=16, metavar="N",
+                   help="with --cluster: files per cluster task (default 16)")
 
     p = sub.add_parser("search", help="find sounds by a text description")
     _common(p, suppress=True)
@@ -243,7 +249,13 @@ def cmd_index(args) -> int:
         lib.acquire_writer()
         if args.batch < 1:
             raise EarshotError("--batch must be at least 1")
-        summary = Indexer(lib, batch_windows=args.batch, commit_windows=16 * args.batch).run(
+        executor = None
+        if args.cluster:
+            from engine.indexing.cluster import RayExecutor
+
+            executor = RayExecutor(lib.bundle, args.cluster, files_per_task=args.files_per_task,
+                                   batch_windows=args.batch)
+        summary = Indexer(lib, batch_windows=args.batch, commit_windows=16 * args.batch, executor=executor).run(
             args.folders or None, on_progress=on_progress, cancel=cancel, retry_failed=args.retry_failed,
             allow_mass_delete=args.allow_mass_delete)
     finally:

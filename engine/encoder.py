@@ -12,9 +12,6 @@ import contextlib
 import logging
 import math
 import os
-import re
-import string
-import unicodedata
 from typing import Any
 
 import numpy as np
@@ -23,30 +20,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from engine.bundle import Bundle
-from engine.errors import ModelError, QueryError
+from engine.errors import ModelError
 from engine.models.device import choose_device
 from engine.models.registry import build_audio_backbone, build_head, build_text_backbone
+from engine.text_encoder import normalise_text, normalised_queries
+
+__all__ = ["PRECISIONS", "Encoder", "choose_precision", "normalise_text"]
 
 log = logging.getLogger(__name__)
-
-
-_DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-def normalise_text(text: str, rules: dict) -> str:
-    """Apply a bundle's text normalisation (the same function training uses, so they never disagree)."""
-    text = unicodedata.normalize("NFKC", text)
-    if rules.get("lowercase", True):
-        text = text.lower()
-    punctuation = rules.get("strip_punctuation", False)
-    if punctuation == "delete":  # ASCII punctuation removed, as the DCASE 2025 Task 6 baseline does
-        text = text.translate(_DELETE_PUNCTUATION)
-    elif punctuation:
-        text = re.sub(r"[^\w\s'-]", " ", text)
-    if rules.get("collapse_whitespace", True):
-        text = " ".join(text.split())
-    max_chars = int(rules.get("max_chars", 512))
-    return text[:max_chars]
 
 
 def _load_state(bundle: Bundle, filename: str, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -134,11 +115,12 @@ class Encoder:
     def _load(self, side: str) -> dict[str, torch.nn.Module]:
         entries = self.bundle.audio_backbones if side == "audio" else self.bundle.text_backbones
         needed = {m.audio_backbone if side == "audio" else m.text_backbone for m in self.members}
-        modules = {
-            name: _build_backbone(side, entry, self.bundle).eval().to(self.device)
-            for name, entry in entries.items()
-            if name in needed
-        }
+        modules = {}
+        for name, entry in entries.items():
+            if name in needed:
+                module = _build_backbone(side, entry, self.bundle).eval().to(self.device)
+                # An architecture may offer a faster inference form (folded BatchNorms, channels-last).
+                modules[name] = module.for_inference() if hasattr(module, "for_inference") else module
         self._heads_for(side)
         return modules
 
@@ -201,10 +183,7 @@ class Encoder:
     def embed_text_and_features(self, texts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`embed_text` plus each text backbone's raw output ``{name: float32 (n, out_dim)}`` (what
         the name encoder reuses when it is the same network: one forward pass for both spaces)."""
-        rules = self.bundle.text_normalisation
-        clean = [normalise_text(t, rules) for t in texts]
-        if any(not c.strip() for c in clean):
-            raise QueryError("the query is empty: describe a sound, e.g. \"heavy wooden door creaking\"")
+        clean = normalised_queries(self.bundle, texts)
         feats: dict[str, Any] = {name: bb.encode(clean).to(self.device) for name, bb in self.text_backbones.items()}
         raw = {k: v.float().cpu().numpy() for k, v in feats.items()}
         return self._fuse("text", feats), raw

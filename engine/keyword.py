@@ -46,6 +46,7 @@ from engine.storage.fts import (  # noqa: F401  (the table lives in storage; re-
     delete_documents,
     document_for,
     put_document,
+    put_documents,
     split_words,
 )
 

@@ -90,9 +90,13 @@ class Library:
                     bundle = recorded
             self.bundle = load_bundle(resolve_bundle(bundle))
         self._encoder = None
+        self._text_encoder = None
         self._name_encoder = None
         self._name_index: NameIndex | None = None
         self._query_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: ``{(repr(filters), generation, names generation): sorted file ids}`` of recent filters (filled by
+        #: engine.search).
+        self.filter_cache: dict[tuple[str, int, int], np.ndarray] = {}
         self._index: VectorIndex | None = None
         self._index_gen = -1
         self._index_lock = threading.RLock()
@@ -163,6 +167,26 @@ class Library:
             self._encoder = Encoder(self.bundle, device=self.device)
         return self._encoder
 
+    @property
+    def text_encoder(self):  # -> NumpyTextEncoder, or the torch Encoder for a text side numpy cannot run
+        """What embeds queries: :class:`engine.text_encoder.NumpyTextEncoder` (no torch import; the same
+        vectors) when the bundle allows it, else :attr:`encoder`. ``$EARSHOT_TEXT_BACKEND=torch`` forces
+        the torch encoder."""
+        if self._text_encoder is None:
+            from engine.text_encoder import NumpyTextEncoder
+
+            backend = os.environ.get("EARSHOT_TEXT_BACKEND", "auto").lower()
+            if backend not in ("auto", "numpy", "torch"):
+                raise LibraryError(f"EARSHOT_TEXT_BACKEND must be auto, numpy or torch, not {backend!r}")
+            if backend != "torch" and NumpyTextEncoder.supports(self.bundle):
+                self._text_encoder = NumpyTextEncoder(self.bundle)
+            elif backend == "numpy":
+                raise LibraryError(f"the model {self.bundle.name} has a text side that needs torch "
+                                   "(EARSHOT_TEXT_BACKEND=numpy cannot run it)")
+            else:
+                self._text_encoder = self.encoder
+        return self._text_encoder
+
     def newer_default(self) -> dict | None:
         """The default bundle when it is a newer version of the model this library uses, else ``None``.
 
@@ -228,7 +252,9 @@ class Library:
     def sync_file_texts(self, file_ids=None, **kwargs) -> int:
         """Writer: embed the texts of ``file_ids`` (default all files) that changed; keyword arguments as
         :func:`engine.name_index.sync_file_texts`."""
-        return sync_file_texts(self.engine, self.name_encoder.embed, NAME_ENCODER_ID, file_ids, **kwargs)
+        # the name encoder (torch, MiniLM) loads only when a text has changed
+        return sync_file_texts(self.engine, lambda texts: self.name_encoder.embed(texts), NAME_ENCODER_ID, file_ids,
+                               **kwargs)
 
     def embed_query(self, text: str):
         """A query in both spaces: ``(content vector float32 (1, bundle.dim), name vector float32 (384,))``.
@@ -238,11 +264,11 @@ class Library:
             return got
         shared = self._shared_text_backbone()
         if shared:
-            cvec, raw = self.encoder.embed_text_and_features([text])
+            cvec, raw = self.text_encoder.embed_text_and_features([text])
             nvec = raw[shared][0]
             nvec = (nvec / max(float(np.linalg.norm(nvec)), 1e-12)).astype(np.float32)
         else:
-            cvec, nvec = self.encoder.embed_text([text]), self.name_encoder.embed([text])[0]
+            cvec, nvec = self.text_encoder.embed_text([text]), self.name_encoder.embed([text])[0]
         with self._index_lock:
             self._query_cache[text] = (cvec, nvec)
             while len(self._query_cache) > QUERY_CACHE:
@@ -281,6 +307,7 @@ class Library:
         with self._index_lock:
             self.bundle = bundle
             self._encoder = None
+            self._text_encoder = None
             self._name_encoder = None
             self._query_cache.clear()
             self._index = None

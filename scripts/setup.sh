@@ -2,7 +2,8 @@
 # Set up Earshot in ./.venv (CPU-only torch). Usage: scripts/setup.sh [--dev]
 #   On Debian/Ubuntu as root it also installs the desktop app's system libraries (PortAudio, and the X/OpenGL
 #   libraries Qt's xcb platform plugin loads); otherwise it prints the apt-get command for the missing ones.
-#   --dev   also install the test/lint tools, and (as root) Xvfb + x11-utils for the real-display test.
+#   --dev   also install the test/lint tools and Ray (the cluster tests), and (as root) Xvfb + x11-utils for
+#           the real-display test.
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.13.0),
 #              TORCH_INDEX_URL (optional, e.g. https://download.pytorch.org/whl/cpu for a CPU wheel).
 set -euo pipefail
@@ -56,7 +57,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   fi
 fi
 extras="app"
-[[ $dev == 1 ]] && extras="app,train,dev"
+[[ $dev == 1 ]] && extras="app,train,dev,cluster"  # cluster: Ray (~80 MB), for the --cluster tests
 .venv/bin/pip install -q -e ".[${extras}]"
 # The PaSST network (full training recipe): its declared dependencies (timm → torchvision) would pull a CUDA
 # torch of several GB, and the network code needs only torch — so it is installed without them.

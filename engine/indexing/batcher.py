@@ -2,7 +2,8 @@
 
 A batch holds exactly ``batch_windows`` windows (the last of a run fewer), whichever files they come from,
 so a library of one-window one-shots runs the network on full batches too. A file is complete — a
-:class:`FileResult` — once its last window is embedded.
+:class:`FileResult` — once its last window is embedded; results come out in the order the files started
+(a failed file waits for the files before it), so file rows get the same ids whatever the batching.
 """
 
 from __future__ import annotations
@@ -44,11 +45,15 @@ class FileResult:
 
 @dataclass
 class _Open:
-    started: FileStarted
+    started: FileStarted | None  # None: failed before it started
     starts: list[np.ndarray]
     vectors: list[np.ndarray | None]  # None: in the batch being filled
     ended: bool = False
+    failed: FileFailed | None = None
     features: list[dict[str, np.ndarray]] = field(default_factory=list)  # per slot, when embed gives them
+
+    def complete(self) -> bool:
+        return self.failed is not None or (self.ended and all(v is not None for v in self.vectors))
 
 
 class Batcher:
@@ -92,12 +97,14 @@ class Batcher:
             f.ended = True
             return self._collect()
         assert isinstance(event, FileFailed)
-        f = self._open.pop(key, None)
-        if f is not None:  # its windows leave the batch being filled
+        f = self._open.get(key)
+        if f is None:  # failed before it started: it takes its place in the order now
+            f = self._open[key] = _Open(None, [], [])
+        else:  # its windows leave the batch being filled
             self._pending = [p for p in self._pending if p[0] is not f]
             self._n_pending = sum(len(w) for _, _, w in self._pending)
-        return [FileResult(event.job, f.started.info if f else None, f.started.meta if f else None,
-                           np.zeros(0), np.zeros((0, self._dim), np.float32), (event.reason, event.message))]
+        f.failed = event
+        return self._collect()
 
     def flush(self) -> list[FileResult]:
         """Embed what is pending (a partial batch) and return every file that completes."""
@@ -119,13 +126,22 @@ class Batcher:
         return self._collect()
 
     def _collect(self) -> list[FileResult]:
+        """Pop the complete files at the front of the start order."""
         done = []
-        for key, f in list(self._open.items()):
-            if f.ended and all(v is not None for v in f.vectors):
-                del self._open[key]
-                s = f.started
+        while self._open:
+            key, f = next(iter(self._open.items()))
+            if not f.complete():
+                break
+            del self._open[key]
+            s = f.started
+            info, meta = (s.info, s.meta) if s is not None else (None, None)
+            if f.failed is not None:
+                done.append(FileResult(f.failed.job, info, meta, np.zeros(0), np.zeros((0, self._dim), np.float32),
+                                       (f.failed.reason, f.failed.message)))
+            else:
+                assert s is not None
                 done.append(FileResult(
-                    s.job, s.info, s.meta,
+                    s.job, info, meta,
                     np.concatenate(f.starts) if f.starts else np.zeros(0),
                     np.concatenate(f.vectors) if f.vectors else np.zeros((0, self._dim), np.float32),  # type: ignore[arg-type]
                     features=_stack(f.features, len(f.vectors)),

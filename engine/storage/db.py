@@ -35,7 +35,7 @@ import sqlite3
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -538,6 +538,21 @@ def vectors_for_windows(conn: Connection, bundle_id: str, dim: int, window_ids: 
     return decode_vectors((out[i] for i in ids if i in out), dim)
 
 
+def id_list(ids: Iterable[int]):
+    """A SQL fragment ``(SELECT value FROM json_each(:ids))`` for ``col.in_(id_list(ids))``: any number of
+    ids as one JSON parameter — no chunks of 900 placeholders, nothing for SQLAlchemy to render per id."""
+    return text("SELECT value FROM json_each(:ids)").bindparams(ids=json.dumps([int(i) for i in ids]))
+
+
+def window_spans(conn: Connection, window_ids: Iterable[int]) -> dict[int, tuple[int, float, float]]:
+    """``{window_id: (file_id, start_s, end_s)}`` of the given windows that exist."""
+    rows = conn.exec_driver_sql(
+        "SELECT id, file_id, start_s, end_s FROM windows WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps([int(i) for i in window_ids]),),
+    ).fetchall()  # plain tuples: ~1600 rows per query, SQLAlchemy rows cost more than the SQL here
+    return {w: (f, s, e) for w, f, s, e in rows}
+
+
 def chunks(seq: list, n: int) -> Iterator[list]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -582,17 +597,71 @@ def insert_windows(
     """Insert windows and their vectors (stored at generation ``gen``) for one file, with each window's
     backbone features when given (``{backbone key: float32 (n, F)}``, stored float16); return the new
     window ids (int64, in order)."""
-    rows = [
-        {"file_id": file_id, "start_s": float(s), "end_s": float(e)}
-        for s, e in zip(starts, ends, strict=True)
-    ]
-    if not rows:
-        return np.zeros(0, np.int64)
-    result = conn.execute(insert(Window).returning(Window.id, sort_by_parameter_order=True), rows)
-    ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=len(rows))
-    insert_vectors(conn, ids, vectors, bundle_id, gen)
+    return insert_windows_many(conn, [(file_id, starts, ends, vectors)], bundle_id, gen,
+                               [features] if features else None)[0]
+
+
+def insert_windows_many(
+    conn: Connection,
+    files: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+    bundle_id: str,
+    gen: int,
+    features: Sequence[dict[str, np.ndarray]] | None = None,
+) -> list[np.ndarray]:
+    """:func:`insert_windows_bulk` for ``files`` = ``[(file id, starts_s [n], ends_s [n], vectors float32
+    [n, dim])]``, with ``features[i]`` = file ``i``'s backbone features ``{backbone key: float32 [n, F]}``
+    when given (one statement per key); returns each file's new window ids (int64, in order). The one
+    writer only."""
+    counts = [len(starts) for _, starts, _, _ in files]
+    if not sum(counts):
+        return [np.zeros(0, np.int64) for _ in files]
+    ids = insert_windows_bulk(
+        conn,
+        np.repeat(np.array([int(f[0]) for f in files], np.int64), counts),
+        np.concatenate([np.asarray(f[1], np.float64) for f in files]),
+        np.concatenate([np.asarray(f[2], np.float64) for f in files]),
+        np.concatenate([np.asarray(f[3], np.float32).reshape(n, -1) for f, n in zip(files, counts, strict=True) if n]),
+        bundle_id, gen,
+    )
+    per_file = np.split(ids, np.cumsum(counts)[:-1])
     if features:
-        put_features(conn, ids, features)
+        for key in sorted({k for f in features for k in f}):
+            have = [(wids, f[key]) for wids, f in zip(per_file, features, strict=True) if key in f and len(wids)]
+            if have:
+                put_features(conn, np.concatenate([w for w, _ in have]), {key: np.concatenate([x for _, x in have])})
+    return per_file
+
+
+def insert_windows_bulk(
+    conn: Connection,
+    file_ids: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    vectors: np.ndarray,
+    bundle_id: str,
+    gen: int,
+) -> np.ndarray:
+    """Insert the windows and vectors of many files at once (``file_ids[i]`` owns window ``i``); return the
+    new window ids (int64, in order). The ids continue after the highest window id ever used (what
+    AUTOINCREMENT would give), so only the one writer may call this, inside its transaction. One
+    ``executemany`` per table: a million windows go in within a minute."""
+    n = len(file_ids)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    seq = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'windows'").scalar()
+    last = max(int(seq or 0), int(conn.execute(select(func.max(Window.id))).scalar() or 0))
+    ids = np.arange(last + 1, last + 1 + n, dtype=np.int64)
+    data = np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE)
+    id_list = ids.tolist()
+    conn.exec_driver_sql(
+        "INSERT INTO windows (id, file_id, start_s, end_s) VALUES (?, ?, ?, ?)",
+        list(zip(id_list, np.asarray(file_ids).tolist(), np.asarray(starts, np.float64).tolist(),
+                 np.asarray(ends, np.float64).tolist(), strict=True)),
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO vectors (window_id, bundle_id, data, generation) VALUES (?, ?, ?, ?)",
+        [(wid, bundle_id, row.tobytes(), int(gen)) for wid, row in zip(id_list, data, strict=True)],
+    )
     return ids
 
 
@@ -610,9 +679,8 @@ def put_features(conn: Connection, window_ids: np.ndarray, features: dict[str, n
         f16 = np.asarray(feats, dtype=VECTOR_DTYPE)
         if len(f16) != len(window_ids):
             raise ValueError(f"{len(f16)} feature rows for {len(window_ids)} windows")
-        conn.execute(insert(Feature).prefix_with("OR REPLACE"), [
-            {"window_id": int(i), "backbone": key, "data": f.tobytes()} for i, f in zip(window_ids, f16, strict=True)
-        ])
+        conn.exec_driver_sql("INSERT OR REPLACE INTO features (window_id, backbone, data) VALUES (?, ?, ?)",
+                             [(int(i), key, f.tobytes()) for i, f in zip(window_ids, f16, strict=True)])
 
 
 def windows_to_project(
@@ -741,15 +809,13 @@ def file_text_vectors(
     conn: Connection, file_ids: Iterable[int], encoder: str, dim: int
 ) -> dict[int, tuple[np.ndarray, float]]:
     """``{file_id: (vector float32 (dim,), informativeness)}`` for the given files that have one."""
-    out: dict[int, tuple[np.ndarray, float]] = {}
-    for chunk in chunks([int(f) for f in file_ids], 900):
-        for fid, data, inf in conn.execute(
-            select(FileText.file_id, FileText.data, FileText.informativeness).where(
-                FileText.file_id.in_(chunk), FileText.encoder == encoder
-            )
-        ):
-            out[int(fid)] = (decode_vectors([data], dim)[0], float(inf))
-    return out
+    rows = conn.execute(
+        select(FileText.file_id, FileText.data, FileText.informativeness).where(
+            FileText.file_id.in_(id_list(file_ids)), FileText.encoder == encoder
+        )
+    ).all()
+    vecs = decode_vectors((r[1] for r in rows), dim)  # one decode for all, not one per file
+    return {int(r[0]): (v, float(r[2])) for r, v in zip(rows, vecs, strict=True)}
 
 
 def set_file_error(conn: Connection, file_id: int, reason: str, message: str) -> None:

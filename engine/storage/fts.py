@@ -161,13 +161,23 @@ def _sqlite_error(exc: BaseException) -> sqlite3.Error | None:
 def put_document(conn: Any, file_id: int, doc: Mapping[str, str]) -> None:
     """Index (or re-index) file ``file_id`` with the columns from :func:`document_for` (word and trigram
     indexes)."""
-    delete_document(conn, file_id)
+    put_documents(conn, [(file_id, doc)])
+
+
+def put_documents(conn: Any, docs: Sequence[tuple[int, Mapping[str, str]]]) -> None:
+    """:func:`put_document` for many files: ``[(file id, columns)]``, one ``executemany`` per table."""
+    ids = [int(fid) for fid, _ in docs]
+    for start in range(0, len(ids), 900):
+        delete_documents(conn, ids[start : start + 900])
     for table, columns in ((FTS_TABLE, _COLUMN_NAMES), (TRIGRAM_TABLE, TRIGRAM_COLUMNS)):
-        _execute(
-            conn,
-            f"INSERT INTO {table} (rowid, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})",
-            (file_id, *(doc.get(c, "") or "" for c in columns)),
-        )
+        sql = f"INSERT INTO {table} (rowid, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
+        rows = [(fid, *(doc.get(c, "") or "" for c in columns)) for fid, (_, doc) in zip(ids, docs, strict=True)]
+        if not rows:
+            continue
+        if hasattr(conn, "exec_driver_sql"):
+            conn.exec_driver_sql(sql, rows)
+        else:
+            conn.executemany(sql, rows)
 
 
 def delete_document(conn: Any, file_id: int) -> None:

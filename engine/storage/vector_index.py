@@ -57,6 +57,7 @@ _HEADER = struct.Struct("<6QiI3QdQ")
 _DELETE_MARK = 0x01
 _SLICE_TARGET_S = 0.05
 _VALIDATE_BYTES = 32 << 20
+_HEAD_BYTES = 1 << 20
 
 
 def _default_threads() -> int:
@@ -536,8 +537,11 @@ class VectorIndex:
                     "ef_construction": self._ef_construction,
                     "file_size": os.path.getsize(tmp),
                     "crc32": _crc32(Path(tmp)),
+                    "stamp": _stamp(Path(tmp)),  # os.replace keeps the inode and the modification time
+                    "head_crc32": _head_crc32(Path(tmp)),
                     "hnswlib": getattr(hnswlib, "__version__", "unknown"),
                 }
+                meta["sidecar_crc32"] = _meta_crc32(meta)
                 side_tmp = _write_json_tmp(sidecar, meta)  # fails here, not half-way, on a full disk
                 try:
                     sidecar.unlink(missing_ok=True)
@@ -687,14 +691,53 @@ def _crc32(path: Path) -> int:
     return crc
 
 
+def _stamp(path: Path) -> list[int]:
+    """What changes when a file is rewritten: inode, size, modification time (ns)."""
+    st = os.stat(path)
+    return [int(st.st_ino), int(st.st_size), int(st.st_mtime_ns)]
+
+
+def _head_crc32(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return zlib.crc32(fh.read(_HEAD_BYTES))
+
+
+def _meta_crc32(meta: dict[str, Any]) -> int:
+    """Checksum of a sidecar's own fields (all but ``sidecar_crc32``)."""
+    body = {k: v for k, v in meta.items() if k != "sidecar_crc32"}
+    return zlib.crc32(json.dumps(body, sort_keys=True).encode("utf-8"))
+
+
+def unchanged_since_save(path: Path, meta: dict[str, Any]) -> bool:
+    """Whether ``path`` and its sidecar are still exactly what :meth:`VectorIndex.save` wrote after walking
+    the file: the sidecar's own checksum holds, and the file has the inode, size and modification time it
+    recorded and the same checksum of its first MiB."""
+    stamp = meta.get("stamp")
+    if not (isinstance(stamp, list) and isinstance(meta.get("head_crc32"), int)):
+        return False
+    if meta.get("sidecar_crc32") != _meta_crc32(meta):
+        return False
+    try:
+        return _stamp(path) == stamp and _head_crc32(path) == meta["head_crc32"]
+    except OSError:
+        return False
+
+
 def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
     """Validate the hnswlib file against its sidecar before hnswlib reads it (bad sizes there can mean
     huge allocations; bad neighbour ids can mean a crash at search time; a changed byte anywhere, wrong
-    scores or files)."""
+    scores or files).
+
+    A file that is unchanged since it was saved (:func:`unchanged_since_save`) gets the header checks only:
+    the full pass (a checksum of every byte, every level-0 record walked) reads the whole file twice more,
+    seconds at a million windows, for a file this process family wrote and walked itself (issue 11: open
+    time). A same-size rewrite within the file system's timestamp granularity (a few ms) after the save
+    that spares the first MiB would go unnoticed; anything else is caught as before."""
     size = path.stat().st_size
     if size != meta["file_size"]:
         return f"file size {size} != {meta['file_size']}"
-    if meta.get("crc32") != _crc32(path):
+    quick = unchanged_since_save(path, meta)
+    if not quick and meta.get("crc32") != _crc32(path):
         return "checksum does not match"
     if size < _HEADER.size:
         return "file shorter than its header"
@@ -722,7 +765,7 @@ def _check_file(path: Path, meta: dict[str, Any]) -> str | None:
         return "header does not match the sidecar"
     if size < _HEADER.size + elements * (per_elem + 4):
         return "file too short for its element count"
-    if elements == 0:
+    if elements == 0 or quick:
         return None
     record = np.dtype(
         [

@@ -450,14 +450,16 @@ def test_flexible_columns_share_a_narrow_table() -> None:
 
 def test_a_long_list_arrives_in_chunks(qtbot, monkeypatch) -> None:
     from desktop_app import results_model
-    from desktop_app.results_model import ResultsModel
+    from desktop_app.results_model import FIRST_ROWS, ResultsModel
     from engine.search import Hit
 
-    monkeypatch.setattr(results_model, "APPEND_BUDGET_S", 0.0)  # one row per event-loop turn
+    monkeypatch.setattr(results_model, "APPEND_BUDGET_S", 0.0)  # past the first rows, one per event-loop turn
     m = ResultsModel()
-    hits = [Hit(f"/lib/f{i:04d}.wav", 0.0, 0.0, 1.0, 2.0, 44100, 1, "WAV", i) for i in range(30)]
+    hits = [Hit(f"/lib/f{i:04d}.wav", 0.0, 0.0, 1.0, 2.0, 44100, 1, "WAV", i) for i in range(FIRST_ROWS + 30)]
+    m.set_hits(hits[:FIRST_ROWS], graded=False)
+    assert m.complete  # a short list (a screenful) is shown at once
     m.set_hits(hits, graded=False)
-    assert m.rowCount() == 1 and not m.complete  # the event loop runs between chunks
+    assert m.rowCount() == FIRST_ROWS and not m.complete  # the event loop runs between chunks
     assert m.filled_columns["Name"] and not m.filled_columns["Description"]  # known for the whole list
     qtbot.waitUntil(lambda: m.complete, timeout=3000)
     assert m.rowCount() == len(hits) and m.index(len(hits) - 1, COL["Name"]).data() == Path(hits[-1].path).name

@@ -386,3 +386,22 @@ def test_excludes_and_fields_hold_in_the_relaxed_match(phrasing_db):
     got = _ids(keyword_matches(phrasing_db, "door opening -metal"))
     assert 7 not in got and 4 in got
     assert 7 not in _ids(keyword_matches(phrasing_db, "door creak folder:x"))
+
+
+def test_put_documents_in_bulk_equals_one_by_one(conn: sqlite3.Connection) -> None:
+    from engine.keyword import put_documents
+
+    other = sqlite3.connect(":memory:")
+    for stmt in FTS_DDL:
+        other.execute(stmt)
+    put_documents(other, [(fid, document_for(rel, "/Volumes/SFX/My Library", meta))
+                          for fid, (rel, meta) in LIBRARY.items()])
+    for q in ("door", "cafe cups", "wood*", "category:doors"):
+        assert ids(other, q) == ids(conn, q)
+    fid = next(iter(LIBRARY))
+    put_documents(other, [(fid, document_for("x/zebra_gallop.wav", "/r", None))])  # replaces, no duplicate
+    assert ids(other, "zebra") == [fid]
+    from engine.keyword import FTS_TABLE, TRIGRAM_TABLE
+
+    for table in (FTS_TABLE, TRIGRAM_TABLE):
+        assert other.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == len(LIBRARY)

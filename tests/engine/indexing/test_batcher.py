@@ -58,7 +58,23 @@ def test_a_failed_file_leaves_the_batch_and_others_are_unharmed():
     for ev in (evs_good[0], evs_bad[0], evs_good[1], evs_bad[1], FileFailed(bad, "corrupt", "cut short"),
                evs_good[2]):
         out.extend(b.feed(ev))
-    assert [(r.job, r.error) for r in out] == [(bad, ("corrupt", "cut short"))]
-    assert b.pending_windows == 2
+    assert out == [] and b.pending_windows == 2  # the failed file waits for the good one before it
     rest = b.flush()
-    assert [r.job for r in rest] == [good] and rest[0].vectors[:, 0].tolist() == [1.0, 2.0]
+    assert [(r.job, r.error) for r in rest] == [(good, None), (bad, ("corrupt", "cut short"))]
+    assert rest[0].vectors[:, 0].tolist() == [1.0, 2.0]
+
+
+def test_results_come_out_in_start_order():
+    b = Batcher(lambda w: w[:, :DIM], batch_windows=3, dim=DIM)
+    jobs = [job(i) for i in range(4)]
+    out = []
+    for ev in events(jobs[0], 2, 0.0):
+        out.extend(b.feed(ev))
+    out.extend(b.feed(FileFailed(jobs[1], "missing", "gone")))  # never started
+    for ev in events(jobs[2], 1, 5.0):
+        out.extend(b.feed(ev))
+    assert [r.job for r in out] == jobs[:3]  # the batch of 3 filled: all three complete, in order
+    for ev in events(jobs[3], 1, 9.0):
+        out.extend(b.feed(ev))
+    out.extend(b.flush())
+    assert [r.job for r in out] == jobs and [r.error is None for r in out] == [True, False, True, True]

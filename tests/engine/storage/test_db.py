@@ -6,7 +6,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from engine import keyword
 from engine.errors import LibraryError
@@ -78,3 +78,30 @@ def test_vectors_round_trip_float16_and_tombstones(tmp_path):
         dead = c.exec_driver_sql("SELECT window_id FROM tombstones WHERE generation=2").scalars().all()
         assert sorted(dead) == sorted(ids.tolist())
         assert list(db.iter_vectors(c, "B", 8)) == []
+
+
+def test_bulk_windows_continue_the_ids_and_round_trip(tmp_path):
+    """insert_windows_bulk (many files at once) stores what insert_windows would, with ids that continue
+    after every id ever used — also after the newest windows were deleted (AUTOINCREMENT's promise)."""
+    eng = db.open_engine(tmp_path / "b.db")
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal((7, 8)).astype(np.float32)
+    with eng.begin() as c:
+        c.execute(insert(db.Root).values(path="/r", added_at=0))
+        for f in ("a.wav", "b.wav", "c.wav"):
+            c.execute(insert(db.File).values(root_id=1, rel_path=f, size=1, mtime_ns=1))
+        first = db.insert_windows(c, 1, np.arange(2.0), np.arange(2.0) + 1, v[:2], "B", gen=1)
+        db.delete_file_windows(c, [1], gen=2)  # ids 1, 2 are gone but must not come back
+        files = np.array([2, 2, 3, 3, 3])
+        ids = db.insert_windows_bulk(c, files, np.arange(5.0), np.arange(5.0) + 0.5, v[2:], "B", gen=3)
+        assert ids.tolist() == [first[-1] + 1 + i for i in range(5)]
+        rows = c.execute(select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s)
+                         .order_by(db.Window.id)).all()
+        assert [tuple(r) for r in rows] == [(int(i), int(f), float(s), s + 0.5)
+                                            for i, f, s in zip(ids, files, np.arange(5.0), strict=True)]
+        got_ids, got = next(db.iter_vectors(c, "B", 8, after_generation=2))
+        assert got_ids.tolist() == ids.tolist()
+        np.testing.assert_allclose(got, v[2:], atol=2e-3 * np.abs(v).max())
+        later = db.insert_windows(c, 3, np.zeros(1), np.ones(1), v[:1], "B", gen=4)
+        assert later[0] == ids[-1] + 1  # the ORM path carries on after the bulk ids
+        assert db.insert_windows_bulk(c, np.zeros(0, int), np.zeros(0), np.zeros(0), v[:0], "B", 5).size == 0

@@ -398,3 +398,29 @@ def test_rebuild_from_batches(tmp_path: Path) -> None:
     assert loaded is not None and loaded.count == 1000
     got, _ = loaded.search(vectors[:20], 1)
     assert got[:, 0].tolist() == ids[:20].tolist()
+
+
+def test_an_unchanged_file_skips_the_full_pass_and_a_touched_one_gets_it(tmp_path: Path, monkeypatch) -> None:
+    """Opening a big library must not read its index file three times (issue 11); any sign that the file
+    or its sidecar changed since the save brings the full checksum and walk back."""
+    import os
+
+    import engine.storage.vector_index as vi
+
+    index, _ = small_index(tmp_path, 300)
+    index.save(3)
+    calls = []
+    real = vi._crc32
+    monkeypatch.setattr(vi, "_crc32", lambda p: calls.append(p) or real(p))
+    assert VectorIndex.load(16, index.path, 3) is not None and calls == []
+    meta = json.loads(sidecar_path(index.path).read_text())
+    assert vi.unchanged_since_save(index.path, meta)
+    st = index.path.stat()
+    os.utime(index.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # rewritten in place, say
+    assert not vi.unchanged_since_save(index.path, meta)
+    assert VectorIndex.load(16, index.path, 3) is not None and len(calls) == 1
+    os.utime(index.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    edited = {**meta, "count": meta["count"] - 1}  # a sidecar edited by hand: its own checksum fails
+    sidecar_path(index.path).write_text(json.dumps(edited))
+    assert not vi.unchanged_since_save(index.path, edited)
+    assert VectorIndex.load(16, index.path, 3) is None and len(calls) == 2
