@@ -152,6 +152,8 @@ class EarshotApp(QObject):
         w.act_add.triggered.connect(self.choose_folder)
         w.act_library.triggered.connect(self.show_library)
         w.act_settings.triggered.connect(self.show_settings)
+        w.act_learn.triggered.connect(self.teach)
+        w.act_undo_learn.triggered.connect(self.session.undo_learn)
         w.act_quit.triggered.connect(w.close)
         w.closing.connect(self.shutdown)
         w.indexing.cancel.connect(self.writer.cancel)
@@ -266,7 +268,33 @@ class EarshotApp(QObject):
         if self.library_dialog is not None:
             self.library_dialog.set_status(status)
 
+    def teach(self) -> None:
+        """Library ▸ Teach Earshot my library…: runs on the writer with progress and Cancel; the before/after
+        summary follows (:meth:`_learn_finished`)."""
+        self.session.learn()
+
+    def _learn_finished(self, report: dict):
+        """The before/after summary of a learn (a non-modal box; returned for tests)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from desktop_app.formatting import learn_summary
+
+        box = QMessageBox(self.window)
+        box.setWindowTitle("Teach Earshot my library")
+        box.setText(learn_summary(report))
+        box.setIcon(QMessageBox.Icon.Information)
+        if report.get("switched"):
+            undo = box.addButton("Go back to the original model", QMessageBox.ButtonRole.DestructiveRole)
+            box.buttonClicked.connect(lambda b: self.session.undo_learn() if b is undo else None)
+        box.addButton(QMessageBox.StandardButton.Ok)
+        box.open()
+        self.learn_box = box
+        return box
+
     def _write_finished(self, kind: str, summary) -> None:
+        if kind == "learn":
+            self._learn_finished(summary)
+            return
         self.categories.load_counts(self.session.lib)
         failed = getattr(summary, "failed", 0) if kind == "index" else 0
         if failed:

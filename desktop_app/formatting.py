@@ -64,6 +64,24 @@ def progress_text(done: int, total: int, eta_s: float | None, elapsed_s: float =
     return f"{head} · {fmt_eta(eta_s)}"
 
 
+LEARN_STEPS = {
+    "learn:pairs": "Reading what your files say about themselves…",
+    "learn:evaluate": "Measuring on the files kept aside…",
+    "learn:train": "Teaching Earshot your library",
+    "learn:write": "Saving the learned model…",
+    "learn:reproject": "Switching the library to the learned model",
+    "reproject": "Switching the library's model (no audio is decoded)",
+}
+
+
+def step_text(phase: str, done: int, total: int, eta_s: float | None) -> str:
+    """The progress label of learning / re-projection: ``'Teaching Earshot your library · 40 / 200 · 1 min left'``."""
+    head = LEARN_STEPS.get(phase, phase)
+    if head.endswith("…") or total <= 0:
+        return head
+    return f"{head} · {done:,} / {total:,} · {fmt_eta(eta_s)}"
+
+
 def eta_seconds(done: float, total: float, elapsed_s: float) -> float | None:
     """Remaining seconds at the average rate so far, or ``None`` while there is too little to go on."""
     if total <= 0 or done <= 0 or elapsed_s < 0.5:
@@ -102,3 +120,24 @@ def fmt_status(status: dict) -> str:
         f"{status['files']:,} sounds · {status['audio_hours']:.1f} h · {failed} · "
         f"model {escape(str(b['name']))} {escape(str(b['version']))}"
     )
+
+
+def learn_summary(report: dict) -> str:
+    """What the app says when learning ends: what it learned from and the held-out numbers before → after."""
+    if report.get("cancelled"):
+        return report.get("message", "Stopped; the library keeps its model.")
+    b, a = report["heldout_before"], report["heldout_after"]
+    text = (
+        f"Earshot learned from {report['train_files']:,} of your files that describe themselves "
+        f"({report['described']:,} of {report['files']:,}).\n\n"
+        f"Found by their sound alone, searched with their own descriptions, the {report['heldout_files']:,} files "
+        f"kept aside score mAP@16 {100 * b['map@16']:.1f} → {100 * a['map@16']:.1f} "
+        f"(R@10 {100 * b['R@10']:.1f} → {100 * a['R@10']:.1f})."
+    )
+    g = report.get("general")
+    if g:
+        text += (f"\nOn sounds from outside your library ({g['name']}): mAP@16 {100 * g['before']['map@16']:.1f} → "
+                 f"{100 * g['after']['map@16']:.1f}.")
+    if report.get("switched"):
+        text += f"\n\nThe library now uses {report['name']} {report['version']}."
+    return text

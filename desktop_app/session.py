@@ -234,9 +234,11 @@ class Session(QObject):
 
             if old is not None:
                 old.close()
+            from engine.reproject import needs_reprojection
+
             lib = Library(path or None, model or None, device=device or None)
             try:
-                return lib, library_status(lib, failed_limit=None)
+                return lib, library_status(lib, failed_limit=None), needs_reprojection(lib)
             except Exception:
                 lib.close()
                 raise
@@ -244,8 +246,10 @@ class Session(QObject):
         self.runner.submit(work, self._opened, lambda exc: self.open_failed.emit(str(exc)), group="open")
 
     def _opened(self, result) -> None:
-        self.lib, self.status = result
+        self.lib, self.status, switch = result
         self.writer.set_library(self.lib)
+        if switch:  # another model over the stored features: its vectors, without decoding audio
+            self.writer.reproject()
         self.opened.emit(self.status)
         self.status_changed.emit(self.status)
         self.warm_up()
@@ -386,10 +390,27 @@ class Session(QObject):
             for r in getattr(s, "unavailable_roots", []):
                 text += f"; folder unavailable, kept: {r['path']}"
             self.message.emit(text)
-        else:
+        elif kind == "remove":
             self.message.emit(f"removed {result} files from the library")
+        elif kind == "learn" and result.get("cancelled"):
+            self.message.emit(result.get("message", "stopped; the library keeps its model"))
+        elif kind in ("learn", "undo") and self.lib is not None:
+            self.message.emit(f"the library now uses {self.lib.bundle.name} {self.lib.bundle.version}")
+            self.warm_up()  # the model changed: its text side loads again
+        elif kind == "reproject":
+            self.message.emit(f"{self.lib.bundle.name if self.lib else 'the model'}: {result.windows:,} windows "
+                              "re-projected from stored features")
         self.refresh_status()
 
+    def learn(self) -> None:
+        """Library ▸ Teach Earshot my library…"""
+        self.writer.learn()
+
+    def undo_learn(self) -> None:
+        self.writer.undo_learn()
+
     def _write_failed(self, kind: str, message: str) -> None:
-        self.message.emit(f"{'indexing' if kind == 'index' else 'removing'} failed: {message}")
+        what = {"index": "indexing", "remove": "removing", "learn": "learning", "undo": "going back",
+                "reproject": "switching the model"}.get(kind, kind)
+        self.message.emit(f"{what} failed: {message}")
         self.refresh_status()

@@ -92,9 +92,11 @@ def _lower_thread_priority(niceness: int = 10) -> None:
 class LibraryWriter(QObject):
     """Queues write jobs on ``runner`` (a one-thread runner, or a synchronous one in tests)."""
 
-    started = Signal(str)  # "index" | "remove"
+    started = Signal(str)  # "index" | "remove" | "learn" | "undo" | "reproject"
     progress = Signal(object)  # IndexProgress
-    finished = Signal(str, object)  # kind, IndexSummary (index) or number of files removed (remove)
+    # kind, IndexSummary (index), number of files removed (remove), the learn report (learn), undo's dict
+    # (undo), ReprojectSummary (reproject)
+    finished = Signal(str, object)
     failed = Signal(str, str)  # kind, message
     busy_changed = Signal(bool)
     roots_unavailable = Signal(list)  # [{path, known, found, vanished, reason}] kept as they were
@@ -148,6 +150,46 @@ class LibraryWriter(QObject):
                 lib.release_writer()
 
         self._submit("remove", job)
+
+    def learn(self) -> None:
+        """Teach the model the library's own words (``earshot learn``, through the ``earshot.plugins`` entry
+        point); ``finished("learn", report)`` carries the before/after numbers. Cancel leaves the model."""
+        from engine import plugins
+
+        def job(lib, token):
+            learn = plugins.load("learn")
+            steps = _StepProgress(self, "learn")
+            return learn(lib, None, on_progress=steps, cancel=lambda: token.cancelled)
+
+        self._submit("learn", job)
+
+    def undo_learn(self) -> None:
+        """Go back to the model a learned one came from (seconds: its vectors are still stored)."""
+        from engine.reproject import undo_learned
+
+        def job(lib, token):
+            acquire_writer(lib, token)
+            try:
+                return undo_learned(lib)
+            finally:
+                lib.release_writer()
+
+        self._submit("undo", job)
+
+    def reproject(self) -> None:
+        """Give the library's model the vectors it lacks from the stored backbone features (a model switch)."""
+        from engine.reproject import reproject
+
+        def job(lib, token):
+            steps = _StepProgress(self, "reproject")
+            acquire_writer(lib, token)
+            try:
+                return reproject(lib, cancel=lambda: token.cancelled,
+                                 on_progress=lambda done, total: steps("reproject", done, total))
+            finally:
+                lib.release_writer()
+
+        self._submit("reproject", job)
 
     def cancel(self) -> None:
         """Stop the running job after its current chunk and drop the queued ones."""
@@ -238,6 +280,26 @@ class LibraryWriter(QObject):
         self._jobs -= 1
         if self._jobs == 0:
             self.busy_changed.emit(False)
+
+
+class _StepProgress:
+    """``(phase, done, total)`` callbacks of learning and re-projection as :class:`IndexProgress` (``phase``
+    ``"learn:<step>"`` or ``"reproject"``), at most ten a second."""
+
+    def __init__(self, writer: LibraryWriter, kind: str) -> None:
+        self.writer, self.kind = writer, kind
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_INTERVAL_S and done < total:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        label = phase if self.kind == phase else f"{self.kind}:{phase}"
+        self.writer.progress.emit(IndexProgress(label, done, total, 0, 0, "", elapsed,
+                                                eta_seconds(done, total, elapsed)))
 
 
 def unavailable_text(roots: list[dict]) -> str:

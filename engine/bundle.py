@@ -142,6 +142,10 @@ class Bundle:
         card = self.path / "MODEL_CARD.md"
         return card.read_text(encoding="utf-8") if card.exists() else ""
 
+    def backbone_key(self, name: str) -> str:
+        """The identity of audio backbone ``name`` as it runs in this bundle (see :func:`backbone_key`)."""
+        return backbone_key(self.path, self.spec, name)
+
     def file(self, name: str) -> Path:
         """Path of a file inside the bundle; refuses names that escape the directory."""
         p = (self.path / name).resolve()
@@ -191,6 +195,36 @@ def compute_bundle_id(directory: Path, spec: Mapping[str, Any]) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+_KEY_CACHE: dict[tuple[str, str, int, int], str] = {}
+
+
+def backbone_key(directory: Path, spec: Mapping[str, Any], name: str) -> str:
+    """``"<arch>-<sha256[:16]>"`` naming audio backbone ``name`` of a bundle *and* how it is fed: its arch,
+    config, the hash of its weights file (not the file's name) and the bundle's sample rate, window and hop.
+    Two bundles with the same key compute the same features for the same window, so stored features of one
+    serve the other (:mod:`engine.reproject`)."""
+    entry = spec["audio"]["backbones"][name]
+    weights = entry.get("weights")
+    wdigest = ""
+    if weights:
+        path = Path(directory) / weights
+        st = path.stat()
+        ck = (str(path.resolve()), weights, st.st_size, st.st_mtime_ns)
+        wdigest = _KEY_CACHE.get(ck, "")
+        if not wdigest:
+            h = hashlib.sha256()
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            wdigest = _KEY_CACHE[ck] = h.hexdigest()
+    audio = spec["audio"]
+    ident = {"arch": entry["arch"], "config": entry.get("config", {}), "weights": wdigest,
+             "sample_rate": int(audio["sample_rate"]), "window_s": round(float(audio["window_s"]), 6),
+             "hop_s": round(float(audio["hop_s"]), 6)}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f"{entry['arch']}-{digest[:16]}"
 
 
 def _validate(directory: Path, spec: Any) -> None:
@@ -382,3 +416,25 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
         if d.name == str(name_or_path) or (isinstance(spec, dict) and spec.get("name") == str(name_or_path)):
             return d
     raise BundleError(f"model bundle {str(name_or_path)!r} not found (searched {[str(d) for d in model_dirs()]})")
+
+
+def base_of(bundle: Bundle) -> Bundle:
+    """The bundle a learned bundle was derived from (``derived_from`` in its bundle.json, checked by id), or
+    the bundle itself when it was not learned. Raises :class:`~engine.errors.LearnError` when that base is
+    no longer installed."""
+    from engine.errors import LearnError
+
+    src = bundle.spec.get("derived_from")
+    if not src:
+        return bundle
+    for candidate in (src.get("path"), src.get("name")):
+        if not candidate:
+            continue
+        try:
+            base = load_bundle(resolve_bundle(candidate))
+        except BundleError:
+            continue
+        if base.bundle_id == src.get("bundle_id"):
+            return base
+    raise LearnError(f"the model {bundle.name} was learned from {src.get('name')} {src.get('version')}, which is "
+                     "no longer installed; reinstall it to go back to it or to learn again")

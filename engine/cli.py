@@ -1,4 +1,4 @@
-"""``earshot`` command line: index, search, similar, status, remove, repair, models.
+"""``earshot`` command line: index, search, similar, status, remove, repair, models, learn.
 
 Outputs with ``--json`` are a stable contract read by other tools and by our benchmarks:
 
@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "table, readable database rows) and say what cannot")
     _common(p, suppress=True)
 
+    p = sub.add_parser("learn", help="teach the model your library's own words (descriptions, UCS names), from "
+                                     "the features stored at indexing: no audio is decoded")
+    _common(p, suppress=True)
+    p.add_argument("--undo", action="store_true", help="go back to the model the learned one came from (seconds)")
+    p.add_argument("--min-files", type=int, default=None, metavar="N",
+                   help="described files needed to learn at all (default 200)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs (default 40)")
+    p.add_argument("--seed", type=int, default=None, help="random seed of the hold-out split and training")
+
     p = sub.add_parser("models", help="list installed model bundles (with --model: check that one)")
     _common(p, suppress=True)
     return parser
@@ -115,7 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_library(args):
     from engine.library import Library
 
-    return Library(args.library, args.model, device=args.device)
+    lib = Library(args.library, args.model, device=args.device)
+    if args.model:  # a model switch: vectors from the stored backbone features, no audio decoded
+        try:
+            _switch_model(lib, args)
+        except BaseException:
+            lib.close()
+            raise
+    return lib
+
+
+def _switch_model(lib, args) -> None:
+    from engine.reproject import switch_if_needed
+
+    done = switch_if_needed(lib)
+    if done is not None and done.windows and not args.json:
+        print(f"earshot: {lib.bundle.name} {lib.bundle.version}: re-projected {done.windows} windows from stored "
+              f"features in {done.seconds:.1f} s (no audio decoded)", file=sys.stderr)
+    if done is not None and done.without_features:
+        print(f"earshot: {done.files_without_features} files were indexed before features were kept; run "
+              f"`earshot index --model {args.model}` to decode them for this model", file=sys.stderr)
 
 
 def _make_filters(args):
@@ -373,6 +401,64 @@ def cmd_repair(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_learn(args) -> int:
+    from engine.reproject import undo_learned
+
+    lib = _open_library(args)
+    try:
+        if args.undo:
+            done = undo_learned(lib)
+            print(_dumps(done) if args.json else f"the library uses {done['model']} again (was {done['from']}; "
+                  f"{done['seconds']:.1f} s)")
+            return 0
+        from engine import plugins
+
+        learn = plugins.load("learn")
+        cancel = {"n": 0}
+
+        def on_sigint(signum, frame):
+            cancel["n"] += 1
+            if cancel["n"] > 1:
+                raise KeyboardInterrupt
+            print("\nstopping… (Ctrl-C again to abort; the library keeps its model either way)", file=sys.stderr)
+
+        show = sys.stderr.isatty() and not args.json
+        last = {"phase": ""}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if show and (phase != last["phase"] or done == total or done % 20 == 0):
+                last["phase"] = phase
+                print(f"\r{phase}… {done}/{total}   ", end="", file=sys.stderr)
+
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            report = learn(lib, {"min_files": args.min_files, "epochs": args.epochs, "seed": args.seed},
+                           on_progress=on_progress, cancel=lambda: cancel["n"] > 0)
+        finally:
+            signal.signal(signal.SIGINT, old)
+            if show:
+                print(file=sys.stderr)
+    finally:
+        lib.close()
+    if args.json:
+        print(_dumps(report))
+    elif report.get("cancelled"):
+        print(f"earshot: {report['message']}", file=sys.stderr)
+    else:
+        b, a = report["heldout_before"], report["heldout_after"]
+        print(f"learned from {report['described']} of {report['files']} files that describe themselves "
+              f"({report['train_files']} trained, {report['heldout_files']} held out) in {report['train_seconds']:.0f} s")
+        print(f"held-out files, by sound only (queries = their own descriptions): mAP@16 {100 * b['map@16']:.1f} → "
+              f"{100 * a['map@16']:.1f}, R@10 {100 * b['R@10']:.1f} → {100 * a['R@10']:.1f}")
+        g = report.get("general")
+        if g:
+            print(f"{g['name']} (not from this library): mAP@16 {100 * g['before']['map@16']:.1f} → "
+                  f"{100 * g['after']['map@16']:.1f}")
+        print(f"the library now uses {report['name']} {report['version']} ({report['bundle']}); "
+              "`earshot learn --undo` goes back")
+    return 130 if report.get("cancelled") else 0
+
+
 def cmd_models(args) -> int:
     from engine.bundle import BundleError, default_bundle_name, list_bundles, load_bundle, resolve_bundle
 
@@ -414,7 +500,7 @@ def cmd_models(args) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "similar": cmd_similar, "status": cmd_status,
-            "remove": cmd_remove, "repair": cmd_repair, "models": cmd_models}
+            "remove": cmd_remove, "repair": cmd_repair, "models": cmd_models, "learn": cmd_learn}
 
 
 def main(argv: list[str] | None = None) -> int:

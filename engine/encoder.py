@@ -106,6 +106,12 @@ class Encoder:
                     raise ModelError(f"head weights of member {m.name} do not fit: {exc}") from exc
             self._heads[(m.name, side)] = head.eval().to(self.device)
 
+    def heads(self, side: str) -> dict[str, torch.nn.Module]:
+        """``{member name: head module}`` of one side (``"audio"`` | ``"text"``), loaded without backbones."""
+        if not any(s == side for _, s in self._heads):
+            self._heads_for(side)
+        return {m.name: self._heads[(m.name, side)] for m in self.members}
+
     def _load(self, side: str) -> dict[str, torch.nn.Module]:
         entries = self.bundle.audio_backbones if side == "audio" else self.bundle.text_backbones
         needed = {m.audio_backbone if side == "audio" else m.text_backbone for m in self.members}
@@ -140,14 +146,28 @@ class Encoder:
             parts.append(F.normalize(z.float(), dim=-1) * scale)
         return torch.cat(parts, dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
-    @torch.inference_mode()
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
         """``windows``: float32 (n, samples) mono at ``bundle.sample_rate`` → float32 (n, bundle.dim)."""
+        return self.embed_audio_features(windows)[0]
+
+    @torch.inference_mode()
+    def embed_audio_features(self, windows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`embed_audio` plus each audio backbone's output ``{name: float32 (n, F)}`` (what the
+        library stores so that another bundle over the same backbone re-projects without decoding)."""
         if len(windows) == 0:
-            return np.zeros((0, self.bundle.dim), np.float32)
+            return np.zeros((0, self.bundle.dim), np.float32), {}
         wave = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
         with self._autocast():
             feats = {name: bb(wave).float() for name, bb in self.audio_backbones.items()}
+        return self._fuse("audio", feats), {k: v.cpu().numpy() for k, v in feats.items()}
+
+    @torch.inference_mode()
+    def project_audio(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Stored backbone features ``{backbone name: float32 (n, F)}`` → fused vectors float32 (n, dim),
+        without running any backbone (the heads only)."""
+        self.heads("audio")
+        feats = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device)
+                 for k, v in features.items()}
         return self._fuse("audio", feats)
 
     def _autocast(self):

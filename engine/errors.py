@@ -37,3 +37,7 @@ class QueryError(EarshotError):
 
 class LibraryDamagedError(LibraryError):
     """The library database (or its write-ahead log) is damaged; the message says what to do."""
+
+
+class LearnError(EarshotError):
+    """Learning from a library cannot start or did not finish; the library keeps its previous model."""

@@ -141,6 +141,15 @@ class Library:
                 probe.release()
 
     @property
+    def store(self):  # -> engine.storage.store.Store
+        """The database behind named operations (:mod:`engine.storage.store`)."""
+        from engine.storage.store import Store
+
+        if getattr(self, "_store", None) is None:
+            self._store = Store(self.engine)
+        return self._store
+
+    @property
     def library_id(self) -> str:
         """The id of this library's database (see :func:`engine.storage.db.library_id`)."""
         if getattr(self, "_library_id", None) is None:
@@ -268,8 +277,10 @@ class Library:
 
     # -- writer lock ----------------------------------------------------------------------------
 
-    def acquire_writer(self) -> None:
-        """Become the one writer of this library, or raise :class:`LibraryLockedError` at once."""
+    def acquire_writer(self, *, record_bundle: bool = True) -> None:
+        """Become the one writer of this library, or raise :class:`LibraryLockedError` at once.
+        ``record_bundle``: make this bundle the library's model now (a re-projection records it only when
+        its vectors are complete, see :meth:`record_bundle`)."""
         if self._write_lock is not None:
             return
         lock = FileLock(str(self.path / "write.lock"))
@@ -281,9 +292,26 @@ class Library:
                 "wait for it to finish (searching keeps working meanwhile)"
             ) from None
         self._write_lock = lock
+        if record_bundle:
+            self.record_bundle()
+
+    def record_bundle(self) -> None:
+        """Writer: make ``self.bundle`` the model this library opens with (``meta.bundle_path``)."""
         with self.engine.begin() as conn:
             db.put_meta(conn, "bundle_path", str(self.bundle.path.resolve()))
             db.record_bundle(conn, self.bundle.bundle_id, self.bundle.name, self.bundle.version, self.bundle.dim)
+
+    def use_bundle(self, bundle: Bundle) -> None:
+        """Search and embed with another bundle from now on (its encoder and index are loaded when needed).
+        The library's recorded model changes only through :meth:`record_bundle`."""
+        with self._index_lock:
+            self.bundle = bundle
+            self._encoder = None
+            self._text_encoder = None
+            self._name_encoder = None
+            self._query_cache.clear()
+            self._index = None
+            self._index_gen = -1
 
     def release_writer(self) -> None:
         if self._write_lock is not None:

@@ -17,14 +17,9 @@ def library_status(lib: Library, *, failed_limit: int | None = 20) -> dict:
     ``errors`` (failed files), ``bundle``, ``roots``, ``audio_hours``, ``failed`` (path, reason, message),
     ``newer_default`` (:meth:`Library.newer_default`: a newer default model to re-index with, or null)."""
     b = lib.bundle
+    counts = lib.store.counts(b.bundle_id)
+    ok, errors, windows, hours = counts.files, counts.failed, counts.windows, counts.audio_hours
     with lib.engine.connect() as conn:
-        ok = conn.execute(select(func.count()).select_from(db.File).where(db.File.status == "ok")).scalar_one()
-        errors = conn.execute(select(func.count()).select_from(db.File).where(db.File.status == "error")).scalar_one()
-        windows = conn.execute(
-            select(func.count()).select_from(db.Vector).where(db.Vector.bundle_id == b.bundle_id)
-        ).scalar_one()
-        hours = (conn.execute(select(func.coalesce(func.sum(db.File.duration_s), 0.0)).where(db.File.status == "ok"))
-                 .scalar_one() / 3600.0)
         roots = [
             {"path": path, "files": int(n or 0), "last_indexed_at": last}
             for path, last, n in conn.execute(
@@ -52,6 +47,7 @@ def library_status(lib: Library, *, failed_limit: int | None = 20) -> dict:
         "library": str(lib.path),
         "files": int(ok),
         "windows": int(windows),
+        "windows_with_features": counts.windows_with_features,  # can be re-projected by another bundle
         "errors": int(errors),
         "audio_hours": float(hours),
         "bundle": {"name": b.name, "version": b.version, "bundle_id": b.bundle_id, "trained": b.trained,

@@ -21,7 +21,10 @@ def make_tiny_bundle(
     seed: int = 0,
     name: str = "tiny-test",
     version: str = "0.0.1",
+    head_seed: int | None = None,
 ) -> Path:
+    """``seed`` makes the backbones (and, unless ``head_seed`` is given, the heads): two bundles with the same
+    ``seed`` and different ``head_seed`` share their backbones (stored features serve both)."""
     audio_cfg = {"sample_rate": TINY_SR, "out_dim": 32, "seed": seed}
     text_cfg = {"out_dim": 32, "seed": seed}
     audio = build_audio_backbone("tiny_test", audio_cfg)
@@ -32,7 +35,7 @@ def make_tiny_bundle(
         t_cfg = {"in_dim": 32, "out_dim": dim}
         import torch
 
-        torch.manual_seed(seed * 100 + i)
+        torch.manual_seed((seed if head_seed is None else head_seed) * 100 + i)
         specs.append(
             MemberSpec(
                 name=f"m{i}",

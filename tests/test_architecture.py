@@ -164,3 +164,21 @@ def test_no_import_cycles_among_project_modules() -> None:
     assert "training.data.debian.corpus" in graph["training.data.captions"], "the graph misses imports"
     cycles = _cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(" ↔ ".join(c) for c in cycles)
+
+
+#: What the storage layer may import from the rest of the engine: leaf modules without state or torch.
+STORAGE_MAY_IMPORT = {"engine.errors", "engine.metadata", "engine.ucs"}
+
+
+def test_storage_never_imports_upward() -> None:
+    """engine/storage/ uses only itself and leaf modules (it used to import engine.keyword for its table)."""
+    bad = []
+    for path in _modules("engine"):
+        if path.parent.name != "storage":
+            continue
+        for name in _imports(path):
+            if name.startswith("engine") and not name.startswith("engine.storage") and name not in STORAGE_MAY_IMPORT:
+                bad.append(f"{path.relative_to(ROOT)} imports {name}")
+            if name == "engine":
+                bad.append(f"{path.relative_to(ROOT)} imports the engine package")
+    assert not bad, "\n".join(bad)

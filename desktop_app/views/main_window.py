@@ -127,6 +127,9 @@ class MainWindow(QMainWindow):
         if self.act_settings.shortcut().isEmpty():
             self.act_settings.setShortcut(QKeySequence("Ctrl+,"))
         self.act_quit = act("&Quit", QKeySequence.StandardKey.Quit)
+        self.act_learn = act("&Teach Earshot my library…", tip="Learn your library's own words (descriptions, "
+                             "UCS names) so that sounds without good names are found by how they sound")
+        self.act_undo_learn = act("&Go back to the original model", tip="Undo what Earshot learned (seconds)")
         self.act_focus_search = act("&Search", QKeySequence.StandardKey.Find, "Type a description")
         self.act_back = act("&Back", "Alt+Left")
         self.act_forward = act("&Forward", "Alt+Right")
@@ -156,6 +159,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_settings])
         m.addSeparator()
         m.addAction(self.act_quit)
+        m = self.library_menu = bar.addMenu("&Library")
+        m.addActions([self.act_learn, self.act_undo_learn])
         m = self.search_menu = bar.addMenu("&Search")
         m.addActions([self.act_focus_search, self.act_back, self.act_forward, self.act_categories])
         m = bar.addMenu("&Result")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.formatting import fmt_clock, progress_text
+from desktop_app.formatting import fmt_clock, progress_text, step_text
 from desktop_app.views.elided_label import ElidedLabel
 from desktop_app.writer import IndexProgress
 
@@ -101,6 +101,12 @@ class IndexingBar(QFrame):
         if p.phase == "scan":
             self.bar.setRange(0, 0)
             self.label.setText(f"Looking for sound files… {p.files_done}")
+            return
+        if p.phase.startswith(("learn", "reproject")):
+            self.bar.setRange(0, max(1, p.files_total))
+            self.bar.setValue(min(p.files_done, p.files_total))
+            self.label.setText(step_text(p.phase, p.files_done, p.files_total, p.eta_s))
+            self.current.setText("")
             return
         if p.files_total <= 0:
             self.bar.setRange(0, 0)

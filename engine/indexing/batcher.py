@@ -9,7 +9,7 @@ so a library of one-window one-shots runs the network on full batches too. A fil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,9 @@ class FileResult:
     starts: np.ndarray
     vectors: np.ndarray
     error: tuple[str, str] | None = None
+    # each audio backbone's output per window {name: float32 [n, F]}, when ``embed`` gives it (stored so that
+    # another bundle over the same backbone re-projects without decoding: engine.reproject)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def windows(self) -> int:
@@ -47,14 +50,16 @@ class _Open:
     vectors: list[np.ndarray | None]  # None: in the batch being filled
     ended: bool = False
     failed: FileFailed | None = None
+    features: list[dict[str, np.ndarray]] = field(default_factory=list)  # per slot, when embed gives them
 
     def complete(self) -> bool:
         return self.failed is not None or (self.ended and all(v is not None for v in self.vectors))
 
 
 class Batcher:
-    """Feed it decode events; it calls ``embed(float32 [n, samples]) -> float32 [n, dim]`` on full batches
-    and returns the files each call completed."""
+    """Feed it decode events; it calls ``embed(float32 [n, samples]) -> float32 [n, dim]`` (or ``-> (vectors,
+    {backbone: float32 [n, F]})``, features kept per file) on full batches and returns the files each call
+    completed."""
 
     def __init__(self, embed: Callable[[np.ndarray], np.ndarray], batch_windows: int, dim: int) -> None:
         self._embed = embed
@@ -108,9 +113,13 @@ class Batcher:
     def _run_batch(self) -> list[FileResult]:
         windows = np.concatenate([w for _, _, w in self._pending]) if len(self._pending) > 1 else self._pending[0][2]
         vecs = self._embed(windows)
+        vecs, feats = vecs if isinstance(vecs, tuple) else (vecs, {})
         i = 0
         for f, slot, w in self._pending:
             f.vectors[slot] = vecs[i : i + len(w)]
+            if feats:
+                f.features.extend({} for _ in range(slot + 1 - len(f.features)))
+                f.features[slot] = {k: v[i : i + len(w)] for k, v in feats.items()}
             i += len(w)
         self._pending.clear()
         self._n_pending = 0
@@ -135,8 +144,16 @@ class Batcher:
                     s.job, info, meta,
                     np.concatenate(f.starts) if f.starts else np.zeros(0),
                     np.concatenate(f.vectors) if f.vectors else np.zeros((0, self._dim), np.float32),  # type: ignore[arg-type]
+                    features=_stack(f.features, len(f.vectors)),
                 ))
         return done
+
+
+def _stack(per_slot: list[dict[str, np.ndarray]], slots: int) -> dict[str, np.ndarray]:
+    """A file's features over all its slots, or ``{}`` unless every slot has them."""
+    if len(per_slot) != slots or not slots or not all(per_slot):
+        return {}
+    return {k: np.concatenate([s[k] for s in per_slot]) for k in per_slot[0]}
 
 
 def embed_files(jobs: Iterable[Job], events: Callable[[Job], Iterable[DecodeEvent]], batcher: Batcher,

@@ -82,7 +82,7 @@ def _worker_model(bundle_id: str, files: dict[str, bytes]):
 def embed_task(bundle_id: str, files: dict[str, bytes], jobs: list[Job], batch_windows: int) -> list[FileResult]:
     """Runs on a worker: decode and embed ``jobs`` through the same stages as a local run."""
     bundle, encoder = _worker_model(bundle_id, files)
-    batcher = Batcher(encoder.embed_audio, batch_windows, bundle.dim)  # type: ignore[attr-defined]
+    batcher = Batcher(encoder.embed_audio_features, batch_windows, bundle.dim)  # type: ignore[attr-defined]
     return list(embed_files(jobs, lambda job: decode(job, bundle, batch_windows), batcher))
 
 

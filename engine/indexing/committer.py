@@ -24,6 +24,7 @@ from engine.indexing.batcher import FileResult
 from engine.indexing.plan import Change, KnownFile, Plan
 from engine.indexing.progress import IndexSummary
 from engine.library import Library
+from engine.reproject import feature_keys
 from engine.storage import db
 
 _ROW_KEYS = ("duration_s", "sample_rate", "channels", "format", "subtype", "metadata_json")
@@ -34,6 +35,7 @@ class Committer:
         self.lib = lib
         self.bundle = lib.bundle
         self.summary = summary
+        self.feature_keys = feature_keys(lib.bundle)  # {backbone name: key} of the features kept per window
 
     # -- reads for the plan ----------------------------------------------------------------------
 
@@ -132,7 +134,9 @@ class Committer:
             # A window's reported end stops where the audio stops (short files are zero-padded).
             ids = db.insert_windows_many(conn, [
                 (fid, r.starts, np.maximum(np.minimum(r.starts + b.window_s, r.audio_s), r.starts + 1e-3), r.vectors)
-                for fid, r in good], b.bundle_id, gen)
+                for fid, r in good], b.bundle_id, gen,
+                [{key: r.features[name] for name, key in self.feature_keys.items() if name in r.features}
+                 for _, r in good])
             for (_, r), wids in zip(good, ids, strict=True):
                 s.windows += len(wids)
                 s.audio_s += r.audio_s

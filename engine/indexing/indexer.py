@@ -24,6 +24,7 @@ from engine.indexing.local import LocalExecutor
 from engine.indexing.plan import Job, Plan, RootListing, plan, scan_root
 from engine.indexing.progress import CancelToken, IndexSummary, Progress
 from engine.library import Library
+from engine.reproject import reproject
 from engine.storage import db
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class Indexer:
 
     def _executor(self) -> Executor:
         if self.executor is None:
-            self.executor = LocalExecutor(self.bundle, self.lib.encoder.embed_audio, batch_windows=self.batch_windows)
+            self.executor = LocalExecutor(self.bundle, self.lib.encoder.embed_audio_features, batch_windows=self.batch_windows)
         return self.executor
 
     def plan(self, roots: Sequence[Path], committer: Committer, summary: IndexSummary, cancel: CancelToken,
@@ -108,6 +109,7 @@ class Indexer:
             with self.lib.engine.begin() as conn:
                 conn.execute(update(db.File).where(db.File.status == "error").values(size=-1))
 
+        reproject(self.lib, cancel=lambda: cancel.cancelled)  # another model over stored features: no decoding
         self.lib.sync_index()
         committer = Committer(self.lib, summary)
         p = self.plan(root_paths, committer, summary, cancel, on_progress, allow_mass_delete)

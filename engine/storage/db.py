@@ -14,11 +14,15 @@ Layout (one row per thing, paths relative to their root in POSIX form):
                  without a full rebuild.
 * ``bundles``    the model bundles whose vectors are stored.
 * ``files_fts``  (schema 2) the FTS5 keyword index over names, folders and metadata
-                 (:mod:`engine.keyword`); its rowid is the file id.
+                 (:mod:`engine.storage.fts`); its rowid is the file id.
 * ``file_texts`` (schema 3) per file: the text its name, folders and metadata make
                  (:mod:`engine.names`), how informative it is, and its float16 sentence embedding by
                  the name encoder ``encoder`` (stored at a ``names_generation``, so the in-memory name
                  index catches up like the vector index does).
+* ``features``   (schema 4) one float16 blob per (window, backbone key): the frozen audio backbone's
+                 output for the window, so a bundle over the same backbone (another head, an ensemble, a
+                 learned bundle) re-projects the library without decoding audio (:mod:`engine.reproject`).
+                 The key names the backbone *and* the framing (:func:`engine.bundle.backbone_key`).
 
 This module never imports torch.
 """
@@ -59,10 +63,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from engine.errors import LibraryDamagedError, LibraryError
+from engine.storage import fts
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VECTOR_DTYPE = np.float16
 
 
@@ -133,6 +138,13 @@ class Tombstone(Base):
     generation: Mapped[int] = mapped_column(Integer, index=True)
 
 
+class Feature(Base):
+    __tablename__ = "features"
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True)
+    backbone: Mapped[str] = mapped_column(String, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class FileText(Base):
     __tablename__ = "file_texts"
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
@@ -158,16 +170,12 @@ Migration = Callable[[Connection], None]
 
 
 def _create_fts(conn: Connection) -> None:
-    from engine import keyword
-
-    for stmt in keyword.FTS_DDL:
+    for stmt in fts.FTS_DDL:
         conn.exec_driver_sql(stmt)
 
 
 def _migrate_2_keyword_index(conn: Connection) -> None:
     """Schema 2: the FTS5 keyword index, filled from what the database already knows."""
-    from engine import keyword
-
     _create_fts(conn)
     rows = conn.execute(
         select(File.id, File.rel_path, File.metadata_json, Root.path)
@@ -175,24 +183,28 @@ def _migrate_2_keyword_index(conn: Connection) -> None:
         .where(File.status == "ok")
     ).all()
     for fid, rel, meta, root in rows:
-        keyword.put_document(conn, fid, keyword.document_for(rel, root, json.loads(meta) if meta else None))
+        fts.put_document(conn, fid, fts.document_for(rel, root, json.loads(meta) if meta else None))
 
 
 def _migrate_3_file_texts(conn: Connection) -> None:
     """Schema 3: the per-file texts and their sentence embeddings (filled by the next index run, which
     has the name encoder; search works without them meanwhile), and the trigram keyword index."""
-    from engine import keyword
-
     FileText.__table__.create(conn, checkfirst=True)
     _put_meta(conn, "names_generation", "0")
     _create_fts(conn)  # adds the trigram table, filled from the word index's name and folder columns
-    conn.exec_driver_sql(f"DELETE FROM {keyword.TRIGRAM_TABLE}")
+    conn.exec_driver_sql(f"DELETE FROM {fts.TRIGRAM_TABLE}")
     conn.exec_driver_sql(
-        f"INSERT INTO {keyword.TRIGRAM_TABLE} (rowid, name, folder) SELECT rowid, name, folder FROM {keyword.FTS_TABLE}"
+        f"INSERT INTO {fts.TRIGRAM_TABLE} (rowid, name, folder) SELECT rowid, name, folder FROM {fts.FTS_TABLE}"
     )
 
 
-MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts}
+def _migrate_4_features(conn: Connection) -> None:
+    """Schema 4: the per-window backbone features (empty: windows indexed before keep none, so a model
+    switch decodes their files again; every file indexed from now on keeps them)."""
+    Feature.__table__.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts, 4: _migrate_4_features}
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -564,13 +576,11 @@ def delete_file_windows(conn: Connection, file_ids: Iterable[int], gen: int) -> 
 
 def delete_files(conn: Connection, file_ids: Iterable[int], gen: int) -> int:
     """Delete files with their windows, vectors (tombstoned at ``gen``) and keyword-index rows."""
-    from engine import keyword
-
     ids = [int(f) for f in file_ids]
     n = delete_file_windows(conn, ids, gen)
     for chunk in chunks(ids, 900):
         conn.execute(delete(File).where(File.id.in_(chunk)))
-        keyword.delete_documents(conn, chunk)
+        fts.delete_documents(conn, chunk)
     return n
 
 
@@ -582,10 +592,13 @@ def insert_windows(
     vectors: np.ndarray,
     bundle_id: str,
     gen: int,
+    features: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Insert windows and their vectors (stored at generation ``gen``) for one file; return the new
+    """Insert windows and their vectors (stored at generation ``gen``) for one file, with each window's
+    backbone features when given (``{backbone key: float32 (n, F)}``, stored float16); return the new
     window ids (int64, in order)."""
-    return insert_windows_many(conn, [(file_id, starts, ends, vectors)], bundle_id, gen)[0]
+    return insert_windows_many(conn, [(file_id, starts, ends, vectors)], bundle_id, gen,
+                               [features] if features else None)[0]
 
 
 def insert_windows_many(
@@ -593,9 +606,12 @@ def insert_windows_many(
     files: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
     bundle_id: str,
     gen: int,
+    features: Sequence[dict[str, np.ndarray]] | None = None,
 ) -> list[np.ndarray]:
     """:func:`insert_windows_bulk` for ``files`` = ``[(file id, starts_s [n], ends_s [n], vectors float32
-    [n, dim])]``; returns each file's new window ids (int64, in order). The one writer only."""
+    [n, dim])]``, with ``features[i]`` = file ``i``'s backbone features ``{backbone key: float32 [n, F]}``
+    when given (one statement per key); returns each file's new window ids (int64, in order). The one
+    writer only."""
     counts = [len(starts) for _, starts, _, _ in files]
     if not sum(counts):
         return [np.zeros(0, np.int64) for _ in files]
@@ -607,7 +623,13 @@ def insert_windows_many(
         np.concatenate([np.asarray(f[3], np.float32).reshape(n, -1) for f, n in zip(files, counts, strict=True) if n]),
         bundle_id, gen,
     )
-    return np.split(ids, np.cumsum(counts)[:-1])
+    per_file = np.split(ids, np.cumsum(counts)[:-1])
+    if features:
+        for key in sorted({k for f in features for k in f}):
+            have = [(wids, f[key]) for wids, f in zip(per_file, features, strict=True) if key in f and len(wids)]
+            if have:
+                put_features(conn, np.concatenate([w for w, _ in have]), {key: np.concatenate([x for _, x in have])})
+    return per_file
 
 
 def insert_windows_bulk(
@@ -641,6 +663,81 @@ def insert_windows_bulk(
         [(wid, bundle_id, row.tobytes(), int(gen)) for wid, row in zip(id_list, data, strict=True)],
     )
     return ids
+
+
+def insert_vectors(conn: Connection, window_ids: np.ndarray, vectors: np.ndarray, bundle_id: str, gen: int) -> None:
+    """Store the vectors of existing windows for a bundle (float16) at generation ``gen``."""
+    conn.execute(insert(Vector), [
+        {"window_id": int(i), "bundle_id": bundle_id, "data": encode_vector(v), "generation": gen}
+        for i, v in zip(window_ids, vectors, strict=True)
+    ])
+
+
+def put_features(conn: Connection, window_ids: np.ndarray, features: dict[str, np.ndarray]) -> None:
+    """Store (or replace) backbone features of windows: ``{backbone key: float32 (n, F)}``, float16 blobs."""
+    for key, feats in features.items():
+        f16 = np.asarray(feats, dtype=VECTOR_DTYPE)
+        if len(f16) != len(window_ids):
+            raise ValueError(f"{len(f16)} feature rows for {len(window_ids)} windows")
+        conn.exec_driver_sql("INSERT OR REPLACE INTO features (window_id, backbone, data) VALUES (?, ?, ?)",
+                             [(int(i), key, f.tobytes()) for i, f in zip(window_ids, f16, strict=True)])
+
+
+def windows_to_project(
+    conn: Connection, bundle_id: str, keys: list[str], dims: list[int], *, after: int = 0, batch: int = 8192
+) -> tuple[np.ndarray, list[np.ndarray], int] | None:
+    """The next ``batch`` windows (ids > ``after``, in id order) that have stored features for every
+    backbone key in ``keys`` but no vector of ``bundle_id``: ``(window_ids int64[n], [float32 (n, dims[j])
+    per key], last id looked at)``, or ``None`` when there are no more (pass ``after=last`` to go on)."""
+    q = (
+        select(Feature.window_id, Feature.data)
+        .where(Feature.backbone == keys[0], Feature.window_id > after)
+        .where(~select(Vector.window_id).where(Vector.window_id == Feature.window_id,
+                                               Vector.bundle_id == bundle_id).exists())
+        .order_by(Feature.window_id).limit(batch)
+    )
+    rows = conn.execute(q).all()
+    if not rows:
+        return None
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    feats = [decode_vectors((r[1] for r in rows), dims[0])]
+    keep = np.ones(len(ids), bool)
+    for key, dim in zip(keys[1:], dims[1:], strict=True):
+        got = dict(conn.execute(select(Feature.window_id, Feature.data).where(
+            Feature.backbone == key, Feature.window_id.between(int(ids[0]), int(ids[-1])))).all())
+        keep &= np.fromiter((int(i) in got for i in ids), bool, count=len(ids))
+        feats.append(decode_vectors((got.get(int(i), bytes(2 * dim)) for i in ids), dim))
+    last = int(ids[-1])
+    if not keep.all():
+        ids, feats = ids[keep], [f[keep] for f in feats]
+    return ids, feats, last
+
+
+def feature_dim(conn: Connection, key: str) -> int | None:
+    """Width of the stored features of a backbone key (``None`` when none are stored)."""
+    blob = conn.execute(select(Feature.data).where(Feature.backbone == key).limit(1)).scalar()
+    return None if blob is None else len(blob) // np.dtype(VECTOR_DTYPE).itemsize
+
+
+def features_of_files(conn: Connection, key: str, dim: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
+    """``{file_id: float32 (windows, dim)}`` (in window order) of the given files' stored features."""
+    out: dict[int, list[bytes]] = {}
+    for chunk in chunks([int(f) for f in file_ids], 900):
+        for fid, data in conn.execute(
+            select(Window.file_id, Feature.data).join(Feature, Feature.window_id == Window.id)
+            .where(Window.file_id.in_(chunk), Feature.backbone == key).order_by(Window.file_id, Window.id)
+        ):
+            out.setdefault(int(fid), []).append(data)
+    return {fid: decode_vectors(blobs, dim) for fid, blobs in out.items()}
+
+
+def count_windows_without(conn: Connection, bundle_id: str) -> tuple[int, int]:
+    """``(windows without a vector of bundle_id, their files)``."""
+    row = conn.execute(
+        select(func.count(Window.id), func.count(func.distinct(Window.file_id)))
+        .where(~select(Vector.window_id).where(Vector.window_id == Window.id, Vector.bundle_id == bundle_id).exists())
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def record_bundle(conn: Connection, bundle_id: str, name: str, version: str, dim: int) -> None:

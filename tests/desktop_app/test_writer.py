@@ -80,3 +80,35 @@ def test_unavailable_root_is_reported_and_removed_only_when_confirmed(tmp_path, 
     remove.click()
     assert library_status(lib)["files"] == 0
     lib.close()
+
+
+def test_teach_earshot_my_library_and_go_back(tmp_path, make_app, bundle_dir, monkeypatch) -> None:
+    """Library ▸ Teach Earshot my library…: runs on the writer, shows the before/after summary, the library
+    searches with the learned model; the summary's button goes back to the original model."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from engine import plugins
+    from engine.indexer import Indexer
+    from engine.library import Library
+    from tests.learn_fixtures import write_named_library
+    from training.learn import plugin
+
+    root = tmp_path / "Sounds"
+    write_named_library(root, per_kind=42, dur_s=1.0)  # 210 described files: above the 200 floor
+    with Library(tmp_path / "lib", bundle_dir) as lib:
+        Indexer(lib).run([root])
+    monkeypatch.setattr(plugins, "load", lambda name: plugin())
+    monkeypatch.setattr("training.learn.user_models_dir", lambda: tmp_path / "models")
+    monkeypatch.setenv("EARSHOT_MODELS_DIR", str(tmp_path / "models"))
+    ea = make_app(tmp_path / "lib")
+    phases: list[str] = []
+    ea.writer.progress.connect(lambda p: phases.append(p.phase))
+    ea.window.act_learn.trigger()
+    assert "learn:train" in phases and "learn:reproject" in phases
+    box = ea.learn_box
+    assert "mAP@16" in box.text() and "now uses tiny-test-learned" in box.text()
+    assert ea.session.lib.bundle.name == "tiny-test-learned"
+    assert len(ea.session.lib.bundle.spec["derived_from"]["bundle_id"]) == 64
+    undo = next(b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.DestructiveRole)
+    undo.click()
+    assert ea.session.lib.bundle.name == "tiny-test"

@@ -143,19 +143,20 @@ def test_vectors_are_validated_before_commit(tmp_path, tiny, monkeypatch):
     from engine.encoder import Encoder
     from engine.indexing import Indexer
 
-    real = Encoder.embed_audio
+    real = Encoder.embed_audio_features  # what indexing calls (vectors + the backbone features it keeps)
 
     def embed(self, windows):
-        v = real(self, windows)
+        v, feats = real(self, windows)
         v[:, 0] = np.nan
-        return v
+        return v, feats
 
-    monkeypatch.setattr(Encoder, "embed_audio", embed)
+    monkeypatch.setattr(Encoder, "embed_audio_features", embed)
     with Library(tmp_path / "lib", tiny) as lib:
         s = Indexer(lib, batch_windows=64).run([root])
         assert s.failed == 3 and {e[1] for e in s.errors} == {"non_finite"}
         with lib.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM vectors").scalar() == 0
+            assert conn.exec_driver_sql("SELECT count(*) FROM features").scalar() == 0
 
 
 def test_non_finite_vectors_stored_by_an_older_version_do_not_break_anything(tmp_path, tiny):
