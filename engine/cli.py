@@ -204,6 +204,21 @@ def _print_hits(hits, as_json: bool, show_all: bool = True) -> None:
         print(f"({len(hits) - len(shown)} weaker matches not shown: add --all)")
 
 
+def _stop_on_first_ctrl_c(message: str, stop) -> callable:
+    """A SIGINT handler: the first Ctrl-C prints ``message`` and calls ``stop()`` (finish cleanly), a second
+    one aborts with :class:`KeyboardInterrupt`."""
+    pressed = {"n": 0}
+
+    def on_sigint(signum, frame):
+        pressed["n"] += 1
+        if pressed["n"] > 1:
+            raise KeyboardInterrupt
+        print(f"\n{message}", file=sys.stderr)
+        stop()
+
+    return on_sigint
+
+
 # -- commands -------------------------------------------------------------------------------------
 
 
@@ -214,16 +229,8 @@ def cmd_index(args) -> int:
 
     lib = _open_library(args)
     cancel = CancelToken()
-    interrupted = {"n": 0}
-
-    def on_sigint(signum, frame):
-        interrupted["n"] += 1
-        if interrupted["n"] > 1:
-            raise KeyboardInterrupt
-        print("\nstopping after the current batch (Ctrl-C again to abort)…", file=sys.stderr)
-        cancel.cancel()
-
-    old = signal.signal(signal.SIGINT, on_sigint)
+    old = signal.signal(signal.SIGINT, _stop_on_first_ctrl_c(
+        "stopping after the current batch (Ctrl-C again to abort)…", cancel.cancel))
     bar = None
     show = sys.stderr.isatty() and not args.json
 
@@ -415,12 +422,9 @@ def cmd_learn(args) -> int:
 
         learn = plugins.load("learn")
         cancel = {"n": 0}
-
-        def on_sigint(signum, frame):
-            cancel["n"] += 1
-            if cancel["n"] > 1:
-                raise KeyboardInterrupt
-            print("\nstopping… (Ctrl-C again to abort; the library keeps its model either way)", file=sys.stderr)
+        on_sigint = _stop_on_first_ctrl_c(
+            "stopping… (Ctrl-C again to abort; the library keeps its model either way)",
+            lambda: cancel.__setitem__("n", 1))
 
         show = sys.stderr.isatty() and not args.json
         last = {"phase": ""}

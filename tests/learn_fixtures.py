@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine import audio
 from tests import audio_fixtures as af
 
 SR = 16000
@@ -20,3 +21,13 @@ def write_named_library(root: Path, per_kind: int = 12, dur_s: float = 2.0) -> l
     """``per_kind`` files of each kind under ``root/<last word>/<kind>_NN.wav``."""
     return [af.write(root / kind.split("_")[-1] / f"{kind}_{i:02d}.wav", make(i, dur_s), SR)
             for kind, make in KINDS.items() for i in range(per_kind)]
+
+
+def forbid_audio(monkeypatch) -> None:
+    """Make every way of opening or decoding audio fail the test (a library that must not touch its files)."""
+    def refuse(*a, **k):
+        raise AssertionError("audio was opened")
+
+    for name in ("_open", "probe", "iter_windows", "load_mono"):
+        monkeypatch.setattr(audio, name, refuse)
+    monkeypatch.setattr("engine.indexing.local.decode", refuse)

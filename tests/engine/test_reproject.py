@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import audio
 from engine.indexer import Indexer
 from engine.library import Library
 from engine.reproject import feature_keys, needs_reprojection, reproject, switch_if_needed
@@ -18,6 +17,7 @@ from engine.search import Searcher
 from engine.storage import db
 from tests import audio_fixtures as af
 from tests.bundles import make_tiny_bundle
+from tests.learn_fixtures import forbid_audio
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,6 @@ def _sounds(root: Path) -> list[Path]:
     ]
 
 
-def _no_audio(monkeypatch) -> None:
-    def refuse(*a, **k):
-        raise AssertionError("audio was opened")
-
-    for name in ("_open", "probe", "iter_windows", "load_mono"):
-        monkeypatch.setattr(audio, name, refuse)
-    monkeypatch.setattr("engine.indexing.local.decode", refuse)
 
 
 def test_backbone_keys_name_backbone_and_framing(bundles):
@@ -78,7 +71,7 @@ def test_switch_models_without_the_audio(tmp_path, bundles, monkeypatch):
     hidden = tmp_path / "elsewhere"
     shutil.move(root, hidden)  # the drive is unmounted
     os.chmod(hidden, 0)
-    _no_audio(monkeypatch)
+    forbid_audio(monkeypatch)
     try:
         with Library(libdir, bundles["b"]) as lib:
             assert needs_reprojection(lib)
@@ -114,7 +107,7 @@ def test_index_run_reprojects_instead_of_decoding(tmp_path, bundles, monkeypatch
     libdir = tmp_path / "lib"
     with Library(libdir, bundles["a"]) as lib:
         Indexer(lib).run([root])
-    _no_audio(monkeypatch)  # the files are there, but indexing with b must not open them
+    forbid_audio(monkeypatch)  # the files are there, but indexing with b must not open them
     with Library(libdir, bundles["b"]) as lib:
         s = Indexer(lib).run([root])
         assert (s.new, s.changed, s.failed) == (0, 0, 0)
@@ -165,7 +158,7 @@ def test_cli_model_switch_is_a_reprojection(tmp_path, bundles, monkeypatch, caps
     assert main(["--library", str(libdir), "--model", str(bundles["a"]), "index", str(root), "--json"]) == 0
     capsys.readouterr()
     shutil.move(root, tmp_path / "gone")
-    _no_audio(monkeypatch)
+    forbid_audio(monkeypatch)
     assert main(["--library", str(libdir), "--model", str(bundles["b"]), "search", "tone", "--mode", "content", "--all"]) == 0
     out, err = capsys.readouterr()
     assert "re-projected" in err and "no audio decoded" in err and "hum.wav" in out

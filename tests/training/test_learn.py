@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import audio
 from engine.bundle import load_bundle
 from engine.errors import LearnError
 from engine.indexer import Indexer
@@ -25,7 +24,7 @@ from engine.search import Searcher
 from engine.storage import db
 from tests import audio_fixtures as af
 from tests.bundles import make_tiny_bundle
-from tests.learn_fixtures import write_named_library
+from tests.learn_fixtures import forbid_audio, write_named_library
 from training.learn import learn_library, library_captions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +32,6 @@ SR = 16000
 OPTS = {"min_files": 20, "epochs": 25, "batch": 16, "lr": 3e-3, "seed": 0}
 
 
-def _no_audio(monkeypatch) -> None:
-    def refuse(*a, **k):
-        raise AssertionError("audio was opened")
-
-    for name in ("_open", "probe", "iter_windows", "load_mono"):
-        monkeypatch.setattr(audio, name, refuse)
-    monkeypatch.setattr("engine.indexing.local.decode", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +54,7 @@ def indexed(tmp_path_factory, base):
 def library(tmp_path, indexed, monkeypatch):
     shutil.copytree(indexed / "lib", tmp_path / "lib")
     monkeypatch.setenv("EARSHOT_MODELS_DIR", str(tmp_path / "models"))  # learned bundles are found here
-    _no_audio(monkeypatch)  # and the audio folder is never read again
+    forbid_audio(monkeypatch)  # and the audio folder is never read again
     return tmp_path / "lib"
 
 
