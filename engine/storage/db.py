@@ -651,26 +651,25 @@ def insert_windows_bulk(
     seq = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'windows'").scalar()
     last = max(int(seq or 0), int(conn.execute(select(func.max(Window.id))).scalar() or 0))
     ids = np.arange(last + 1, last + 1 + n, dtype=np.int64)
-    data = np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE)
-    id_list = ids.tolist()
     conn.exec_driver_sql(
         "INSERT INTO windows (id, file_id, start_s, end_s) VALUES (?, ?, ?, ?)",
-        list(zip(id_list, np.asarray(file_ids).tolist(), np.asarray(starts, np.float64).tolist(),
+        list(zip(ids.tolist(), np.asarray(file_ids).tolist(), np.asarray(starts, np.float64).tolist(),
                  np.asarray(ends, np.float64).tolist(), strict=True)),
     )
-    conn.exec_driver_sql(
-        "INSERT INTO vectors (window_id, bundle_id, data, generation) VALUES (?, ?, ?, ?)",
-        [(wid, bundle_id, row.tobytes(), int(gen)) for wid, row in zip(id_list, data, strict=True)],
-    )
+    insert_vectors(conn, ids, vectors, bundle_id, gen)
     return ids
 
 
 def insert_vectors(conn: Connection, window_ids: np.ndarray, vectors: np.ndarray, bundle_id: str, gen: int) -> None:
-    """Store the vectors of existing windows for a bundle (float16) at generation ``gen``."""
-    conn.execute(insert(Vector), [
-        {"window_id": int(i), "bundle_id": bundle_id, "data": encode_vector(v), "generation": gen}
-        for i, v in zip(window_ids, vectors, strict=True)
-    ])
+    """Store the vectors of existing windows for a bundle (float16) at generation ``gen``: the one writer of
+    vector rows (one ``executemany``)."""
+    if len(window_ids) == 0:
+        return
+    data = np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE)
+    conn.exec_driver_sql(
+        "INSERT INTO vectors (window_id, bundle_id, data, generation) VALUES (?, ?, ?, ?)",
+        [(int(wid), bundle_id, row.tobytes(), int(gen)) for wid, row in zip(window_ids, data, strict=True)],
+    )
 
 
 def put_features(conn: Connection, window_ids: np.ndarray, features: dict[str, np.ndarray]) -> None:
