@@ -128,23 +128,44 @@ class LogisticModel:
         return self.bias + sum(w * x[name] for name, w in self.weights.items())
 
     def probability(self, ev: Evidence) -> float:
-        z = self.logit(ev)
-        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+        return _sigmoid(self.logit(ev))
+
+    def probabilities(self, evidence: Sequence[Evidence]) -> list[float]:
+        """:meth:`probability` of many pairs at once, the same numbers (the features and the logit as numpy
+        float64 columns, term by term in the same order): a hybrid query fuses ~600 candidates."""
+        import numpy as np
+
+        if not evidence:
+            return []
+        cols = np.array([(ev.content, ev.name, ev.informativeness, ev.lexical) for ev in evidence], np.float64)
+        has_name = ~np.isnan(cols[:, 1])
+        x = _feature_values(np.nan_to_num(cols[:, 0]), np.nan_to_num(cols[:, 1]), cols[:, 2], cols[:, 3], has_name)
+        z = self.bias + sum(w * x[name] for name, w in self.weights.items())
+        return [_sigmoid(v) for v in np.broadcast_to(z, (len(evidence),)).tolist()]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
 
 def features(ev: Evidence) -> dict[str, float]:
     """The fusion's features. The name similarity counts only as far as the file's words are
     informative (``name_trusted``), so a ``ZOOM0042`` file is ranked by its sound alone."""
-    c = ev.content if ev.content is not None else 0.0
-    n = ev.name if ev.name is not None else 0.0
-    inf = ev.informativeness if ev.name is not None else 0.0
+    return _feature_values(0.0 if ev.content is None else ev.content, 0.0 if ev.name is None else ev.name,
+                           ev.informativeness, ev.lexical, ev.name is not None)
+
+
+def _feature_values(c, n, informativeness, lexical, has_name):
+    """:func:`features` from the evidence's values: floats, or numpy columns with one row per pair (``c``
+    and ``n`` with 0 for a missing value; ``has_name``: whether the file has words to compare at all)."""
+    inf = informativeness * has_name
     return {
         "content": c,
         "name_trusted": inf * n,
         "name_trusted_sq": inf * n * n,
         "informative": inf,
-        "lexical": ev.lexical,
-        "lexical_trusted": inf * ev.lexical,
+        "lexical": lexical,
+        "lexical_trusted": inf * lexical,
     }
 
 

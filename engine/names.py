@@ -102,17 +102,22 @@ def split_compound(word: str) -> list[str]:
     """``bombexplosion`` -> ``["bomb", "explosion"]`` when the word is not in the vocabulary but two
     vocabulary words of three letters or more make it (the most even split wins: ``doorslam`` is
     ``door slam``, not ``doors lam``); else ``[word]``."""
+    return list(_split_compound(word))
+
+
+@functools.lru_cache(maxsize=65_536)  # the same words recur across a library's names and a query's hits
+def _split_compound(word: str) -> tuple[str, ...]:
     if is_real_word(word):
-        return [word]
+        return (word,)
     vocab = _vocabulary()
     splits = [
         (word[:i], word[i:]) for i in range(3, len(word) - 2)
         if word[:i] in vocab and (word[i:] in vocab or (word[i:].endswith("s") and word[i:-1] in vocab))
     ]
     if not splits:
-        return [word]
+        return (word,)
     head, tail = max(splits, key=lambda ht: min(len(ht[0]), len(ht[1])))
-    return [head, tail]
+    return (head, tail)
 
 
 def is_real_word(word: str) -> bool:

@@ -6,11 +6,13 @@ text ─► fused query vector ─► HNSW k-NN over windows (oversampled) ─�
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
 import math
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,6 +122,28 @@ def _members(allowed: np.ndarray, ids) -> np.ndarray:
     return allowed[pos] == ids
 
 
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+OVERLAP = True
+
+
+def _background(fn, *args) -> concurrent.futures.Future:
+    """``fn(*args)`` in the search helper thread (started on first use), for work that waits on SQLite while
+    the caller computes."""
+    global _executor
+    if not OVERLAP:
+        f = concurrent.futures.Future()
+        try:
+            f.set_result(fn(*args))
+        except Exception as exc:
+            f.set_exception(exc)
+        return f
+    with _executor_lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="earshot-search")
+    return _executor.submit(fn, *args)
+
+
 def _qmark_clause(sql: str, params) -> object:
     """A ``?``-placeholder SQL fragment from :mod:`engine.keyword` as a SQLAlchemy clause."""
     names = {}
@@ -213,36 +237,46 @@ class Searcher:
         if constraint:
             filters = dataclasses.replace(filters, keyword_constraint=(constraint[0], tuple(constraint[1])))
         free = parsed.free_text
+        if not free.strip():  # only field filters: the keyword ranking is all there is
+            if mode == "content":
+                return []
+            mode = "keywords"
         model = self.fusion.model(mode)
-        with self.lib.engine.connect() as conn:
-            kw: list[tuple[int, float, float]] = []
-            if mode != "content":
-                kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
-                if kw and not filters.is_empty():
-                    ok = _members(self._allowed(conn, filters), [fid for fid, _, _ in kw])
-                    kw = [h for h, keep in zip(kw, ok, strict=True) if keep]
-            if mode == "keywords":
+        if mode == "keywords":
+            kw = self._keyword_hits(parsed, filters)
+            with self.lib.engine.connect() as conn:
                 names = db.file_text_vectors(conn, [fid for fid, _, _ in kw[:k]], NAME_ENCODER_ID, NAME_DIM)
                 evidence = {fid: Evidence(informativeness=names.get(fid, (None, 0.0))[1], lexical=share,
                                           name=None if fid not in names else 0.0)
                             for fid, _, share in kw[:k]}
                 best = {fid: (sc, 0.0, None) for fid, sc, _ in kw[:k]}
                 return self._hits(conn, best, k, evidence, mode, parsed)
-        if not free.strip():  # only field filters: the keyword ranking is all there is
-            return self.search(query, k, filters, "keywords") if mode == "both" else []
+        # the keyword search (SQLite) runs in a second thread while this one embeds the text
+        kw_job = _background(self._keyword_hits, parsed, filters) if mode == "both" else None
         cvec, nvec = self.lib.embed_query(free)
         if mode == "content":
             best = self._content_best(cvec, k, filters, set())
             with self.lib.engine.connect() as conn:
                 evidence = {fid: Evidence(content=v[0]) for fid, v in best.items()}
                 return self._hits(conn, best, k, evidence, mode, parsed)
+        kw = kw_job.result()
         content, evidence = self._evidence(cvec, nvec, kw, filters, max(CANDIDATES, 4 * k))
+        best = {}
+        for (fid, ev), p in zip(evidence.items(), model.probabilities(list(evidence.values())), strict=True):
+            s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
+            best[fid] = (p, s0, e0)
         with self.lib.engine.connect() as conn:
-            best = {}
-            for fid, ev in evidence.items():
-                s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
-                best[fid] = (model.probability(ev), s0, e0)
             return self._hits(conn, best, k, evidence, mode, parsed)
+
+    def _keyword_hits(self, parsed: keyword.ParsedQuery, filters: Filters) -> list[tuple[int, float, float]]:
+        """:func:`engine.keyword.keyword_matches` (the pool of :data:`KEYWORD_POOL`) of the files that pass
+        ``filters``."""
+        with self.lib.engine.connect() as conn:
+            kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
+            if kw and not filters.is_empty():
+                ok = _members(self._allowed(conn, filters), [fid for fid, _, _ in kw])
+                kw = [h for h, keep in zip(kw, ok, strict=True) if keep]
+        return kw
 
     def evidence(self, query: str, filters: Filters | None = None, pool: int = CANDIDATES) -> dict[int, Evidence]:
         """Every signal for the candidate files of a query (the union of the ``pool`` best by sound, by
@@ -390,28 +424,19 @@ class Searcher:
             self.lib.filter_cache[key] = got
         return max(1, int(got[0]))
 
-    def _window_scores(self, conn, qvecs: np.ndarray, file_ids) -> tuple[list, np.ndarray]:
-        """The windows of ``file_ids`` as rows ``(window_id, file_id, start_s, end_s)`` and each one's best
-        inner product with ``qvecs`` (stored vectors, decoded in one go)."""
-        rows = conn.execute(
-            select(db.Window.id, db.Window.file_id, db.Window.start_s, db.Window.end_s, db.Vector.data)
-            .join(db.Vector, and_(db.Vector.window_id == db.Window.id,
-                                  db.Vector.bundle_id == self.lib.bundle.bundle_id))
-            .where(db.Window.file_id.in_(db.id_list(file_ids)))
-        ).all()
-        if not rows:
-            return [], np.zeros(0, np.float32)
-        vecs = db.decode_vectors((r[4] for r in rows), self.lib.bundle.dim)
-        return rows, (vecs @ qvecs.T).max(axis=1)
+    def _window_scores(self, conn, qvecs: np.ndarray, file_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The windows of ``file_ids`` as arrays ``(file_id, start_s, end_s)`` and each one's best inner
+        product with ``qvecs`` (stored vectors, decoded in one go)."""
+        fids, starts, ends, vecs = db.file_window_vectors(conn, self.lib.bundle.bundle_id, self.lib.bundle.dim, file_ids)
+        return fids, starts, ends, (vecs @ qvecs.T).max(axis=1) if len(vecs) else np.zeros(0, np.float32)
 
     def _content_scores(self, conn, qvecs: np.ndarray, file_ids: list[int]) -> dict[int, tuple[float, float, float]]:
         """Best-window cosine of given files (found by their words, not their sound)."""
-        out: dict[int, tuple[float, float, float]] = {}
-        rows, scores = self._window_scores(conn, np.atleast_2d(np.asarray(qvecs, np.float32)), file_ids)
-        for (_, fid, s0, e0, _), sc in zip(rows, scores.tolist(), strict=True):
-            if fid not in out or sc > out[fid][0]:
-                out[fid] = (sc, s0, e0)
-        return out
+        fids, starts, ends, scores = self._window_scores(conn, np.atleast_2d(np.asarray(qvecs, np.float32)), file_ids)
+        order = np.argsort(-scores, kind="stable")  # each file's best window, the first of equals
+        firsts = order[np.unique(fids[order], return_index=True)[1]]
+        return {f: (sc, s0, e0) for f, sc, s0, e0 in zip(fids[firsts].tolist(), scores[firsts].tolist(),
+                                                          starts[firsts].tolist(), ends[firsts].tolist(), strict=True)}
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -441,12 +466,12 @@ class Searcher:
     def _exact(self, conn, qvecs: np.ndarray, k: int, allowed: np.ndarray,
                exclude: set[int]) -> dict[int, tuple[float, float, float]]:
         """The ``k`` best of the ``allowed`` files by their best window, scored exactly, best first."""
-        rows, scores = self._window_scores(conn, qvecs, [f for f in allowed.tolist() if f not in exclude])
+        fids, starts, ends, scores = self._window_scores(conn, qvecs, [f for f in allowed.tolist() if f not in exclude])
         best: dict[int, tuple[float, float, float]] = {}
         for i in np.argsort(-scores, kind="stable").tolist():
-            _, fid, s, e, _ = rows[i]
+            fid = int(fids[i])
             if fid not in best:
-                best[fid] = (float(scores[i]), s, e)
+                best[fid] = (float(scores[i]), float(starts[i]), float(ends[i]))
                 if len(best) >= k:
                     break
         return best

@@ -134,3 +134,18 @@ def test_relevance_puts_the_cut_off_at_50_and_keeps_the_order():
     assert fusion.relevance("content", Evidence(content=cut)) == pytest.approx(50.0, abs=0.5)
     values = [fusion.relevance("both", Evidence(content=c / 10)) for c in range(-3, 11)]
     assert values == sorted(values) and 0.0 <= values[0] < values[-1] <= 100.0
+
+
+def test_probabilities_of_many_pairs_equal_one_at_a_time():
+    from engine.fusion import Evidence, LogisticModel
+
+    model = LogisticModel(-6.07, {"content": 7.97, "name_trusted": 10.35, "name_trusted_sq": -0.29,
+                                  "informative": -3.61, "lexical": 6.08, "lexical_trusted": -2.59})
+    rng = random.Random(3)
+    evidence = [Evidence(content=rng.choice([None, rng.uniform(-0.2, 0.7)]), name=rng.choice([None, rng.uniform(-1, 1)]),
+                         informativeness=rng.random(), lexical=rng.choice([0.0, 0.5, 2 / 3, 1.0]))
+                for _ in range(500)]
+    evidence.append(Evidence(content=-20.0))  # a logit below -60: probability 0
+    got = model.probabilities(evidence)
+    assert got == [model.probability(ev) for ev in evidence]  # the same numbers, not only close ones
+    assert got[-1] == 0.0 and model.probabilities([]) == []

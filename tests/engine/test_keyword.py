@@ -405,3 +405,25 @@ def test_put_documents_in_bulk_equals_one_by_one(conn: sqlite3.Connection) -> No
 
     for table in (FTS_TABLE, TRIGRAM_TABLE):
         assert other.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == len(LIBRARY)
+
+
+def test_relaxed_match_counts_every_file_of_a_clause_up_to_the_cap(monkeypatch):
+    """A file matching most of the words is found however many files match each word alone (it used to need a
+    place in each word's 1,000 best by BM25); a word matching more than CLAUSE_ALL files counts only those."""
+    import engine.keyword as kw
+
+    conn = sqlite3.connect(":memory:")
+    for stmt in FTS_DDL:
+        conn.execute(stmt)
+    docs = [(i, document_for(f"x/door_{i:04d}.wav", "/r", None)) for i in range(1, 1101)]
+    docs += [(i, document_for(f"x/slam_{i:04d}.wav", "/r", None)) for i in range(1101, 2201)]
+    # long names: BM25 puts these two last among the files with "door" (or "slam")
+    docs += [(3000, document_for("x/door_slam_old_barn_gate_heavy_take_one_two_three.wav", "/r", None)),
+             (3001, document_for("x/door_slam_old_barn_gate_heavy_take_four_five_six.wav", "/r", None))]
+    kw.put_documents(conn, docs)
+    got = kw.keyword_matches(conn, "door slam wooden", limit=10)
+    assert [fid for fid, _, _ in got] == [3000, 3001]  # 2 of 3 words; the others match 1 of 3 (< min_share)
+    assert [share for _, _, share in got] == [pytest.approx(2 / 3)] * 2
+    assert len(kw.keyword_matches(conn, "door slam wooden", limit=10, min_share=0.3)) == 10
+    monkeypatch.setattr(kw, "CLAUSE_ALL", 500)  # each word now counts its pool (1,000 best) only
+    assert kw.keyword_matches(conn, "door slam wooden", limit=10) == []
