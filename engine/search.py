@@ -6,13 +6,11 @@ text ─► fused query vector ─► HNSW k-NN over windows (oversampled) ─�
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import logging
 import math
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,28 +120,6 @@ def _members(allowed: np.ndarray, ids) -> np.ndarray:
     return allowed[pos] == ids
 
 
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-OVERLAP = True
-
-
-def _background(fn, *args) -> concurrent.futures.Future:
-    """``fn(*args)`` in the search helper thread (started on first use), for work that waits on SQLite while
-    the caller computes."""
-    global _executor
-    if not OVERLAP:
-        f = concurrent.futures.Future()
-        try:
-            f.set_result(fn(*args))
-        except Exception as exc:
-            f.set_exception(exc)
-        return f
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="earshot-search")
-    return _executor.submit(fn, *args)
-
-
 def _qmark_clause(sql: str, params) -> object:
     """A ``?``-placeholder SQL fragment from :mod:`engine.keyword` as a SQLAlchemy clause."""
     names = {}
@@ -251,15 +227,13 @@ class Searcher:
                             for fid, _, share in kw[:k]}
                 best = {fid: (sc, 0.0, None) for fid, sc, _ in kw[:k]}
                 return self._hits(conn, best, k, evidence, mode, parsed)
-        # the keyword search (SQLite) runs in a second thread while this one embeds the text
-        kw_job = _background(self._keyword_hits, parsed, filters) if mode == "both" else None
+        kw = self._keyword_hits(parsed, filters) if mode == "both" else []
         cvec, nvec = self.lib.embed_query(free)
         if mode == "content":
             best = self._content_best(cvec, k, filters, set())
             with self.lib.engine.connect() as conn:
                 evidence = {fid: Evidence(content=v[0]) for fid, v in best.items()}
                 return self._hits(conn, best, k, evidence, mode, parsed)
-        kw = kw_job.result()
         content, evidence = self._evidence(cvec, nvec, kw, filters, max(CANDIDATES, 4 * k))
         best = {}
         for (fid, ev), p in zip(evidence.items(), model.probabilities(list(evidence.values())), strict=True):
@@ -303,9 +277,12 @@ class Searcher:
             missing = [fid for fid in candidates if fid not in content]
             content.update(self._content_scores(conn, cvec, missing))
             texts = db.file_text_vectors(conn, candidates, NAME_ENCODER_ID, NAME_DIM)
-        with_text = [fid for fid in candidates if fid in texts and texts[fid][0].any()]
-        cos = dict(zip(with_text, (np.stack([texts[f][0] for f in with_text]) @ nvec).tolist(), strict=True)) \
-            if with_text else {}
+        stored = [fid for fid in candidates if fid in texts]
+        cos = {}
+        if stored:
+            vecs = np.stack([texts[f][0] for f in stored])
+            has_words = vecs.any(axis=1)  # a file without words has a zero vector: no name evidence
+            cos = {f: c for f, c, ok in zip(stored, (vecs @ nvec).tolist(), has_words.tolist(), strict=True) if ok}
         evidence = {}
         for fid in candidates:
             evidence[fid] = Evidence(

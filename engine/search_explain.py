@@ -59,6 +59,17 @@ def _stems(words) -> set[str]:
     return {_stem(w) for w in words if w not in keyword.STOP_WORDS}
 
 
+def _text_stems(*texts: str | None) -> set[str]:
+    """Stems of the words of several texts (a file's name, folders, ...): each text's own, remembered (folders
+    and library names recur from hit to hit)."""
+    return set().union(*(_one_text_stems(t) for t in texts if t))
+
+
+@functools.lru_cache(maxsize=8192)
+def _one_text_stems(text: str) -> frozenset[str]:
+    return frozenset(_stems(words_of(text)))
+
+
 @functools.lru_cache(maxsize=64)
 def _query_stems(terms: tuple[str, ...]) -> frozenset[str]:
     return frozenset(_stems(w for t in terms for w in words_of(t)))
@@ -88,9 +99,8 @@ def explain(ev: Evidence, fusion: TrustFusion, rel_path: str, root: str, meta: d
         return out
     query = _query_stems(tuple(t.text for t in (parsed.terms if parsed else [])))
     rel = PurePosixPath(rel_path)
-    name_words = _stems(words_of(" ".join([rel.stem, *rel.parts[:-1], PurePosixPath(root).name,
-                                         meta.get("title") or "", meta.get("fx_name") or ""])))
-    desc_words = _stems(words_of(" ".join([meta.get("description") or "", *meta.get("keywords", [])])))
+    name_words = _text_stems(rel.stem, *rel.parts[:-1], PurePosixPath(root).name, meta.get("title"), meta.get("fx_name"))
+    desc_words = _text_stems(meta.get("description"), *meta.get("keywords", []))
     cat_words = _category_stems(*(None if meta.get(k) is None else str(meta.get(k))
                                   for k in ("category", "subcategory", "cat_id")))
     found = [label for label, words in (("name", name_words), ("description", desc_words),
