@@ -16,7 +16,8 @@ the files' texts (``engine.names``) are the engine's own; the texts' vectors are
 per word, averaged) because embedding 300k names with MiniLM would take longer than the whole benchmark —
 the name-space k-NN costs the same either way. Window vectors are the clustered synthetic vectors of
 ``bench_ann`` at the bundle's dimension. Everything is inserted through ``engine.storage.db`` and
-``engine.keyword`` in bulk (``insert_windows_bulk``, ``put_documents``); the HNSW caches (windows and
+``engine.keyword`` in bulk (``insert_windows_bulk``, ``put_documents``; the keyword tables merged at the
+end, as after an index run of that size); the HNSW caches (windows and
 names) are built by the library itself on first open, as after an upgrade. ``--library DIR`` keeps the
 library and reuses it when it already holds that many windows.
 
@@ -150,7 +151,7 @@ def fill(libdir: Path, windows: int, *, bundle: Path = DEFAULT_BUNDLE, seed: int
     from engine.library import Library
     from engine.name_index import sync_file_texts
     from engine.names import NAME_DIM, NAME_ENCODER_ID
-    from engine.storage import db
+    from engine.storage import db, fts
 
     t_start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -236,6 +237,8 @@ def fill(libdir: Path, windows: int, *, bundle: Path = DEFAULT_BUNDLE, seed: int
                                    next_vectors(len(w_file_a)), b.bundle_id, gen)
             db.bump_generation(conn)
         log(f"  filled {stop}/{n_files} files ({time.perf_counter() - t_start:.0f} s)")
+    with lib.engine.begin() as conn:  # as an index run that wrote this many files ends (indexing.committer)
+        fts.optimize(conn)
     t_rows = time.perf_counter() - t_start
     t0 = time.perf_counter()
     sync_file_texts(lib.engine, _WordVectors(NAME_DIM), NAME_ENCODER_ID)

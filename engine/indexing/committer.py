@@ -25,7 +25,7 @@ from engine.indexing.plan import Change, KnownFile, Plan
 from engine.indexing.progress import IndexSummary
 from engine.library import Library
 from engine.reproject import feature_keys
-from engine.storage import db
+from engine.storage import db, fts
 
 _ROW_KEYS = ("duration_s", "sample_rate", "channels", "format", "subtype", "metadata_json")
 
@@ -189,9 +189,13 @@ class Committer:
         return values
 
     def finish(self, roots: Sequence[Path], skipped: set[str]) -> None:
-        """Stamp the roots indexed (but the ones skipped as unavailable) and save the HNSW index."""
+        """Stamp the roots indexed (but the ones skipped as unavailable), merge the keyword tables after a run
+        that rewrote many files' rows (:func:`engine.storage.fts.optimize`) and save the HNSW index."""
+        s = self.summary
         with self.lib.engine.begin() as conn:
             for r in roots:
                 if str(r) not in skipped:
                     conn.execute(update(db.Root).where(db.Root.path == r.as_posix()).values(last_indexed_at=time.time()))
+            if s.new + s.changed + s.moved + s.deleted >= fts.OPTIMIZE_AFTER:
+                fts.optimize(conn)
         self.lib.save_index()

@@ -143,6 +143,23 @@ def document_for(
     return doc
 
 
+#: An index run that wrote the keyword rows of at least this many files merges the keyword tables (:func:`optimize`).
+OPTIMIZE_AFTER = 1000
+
+
+def optimize(conn: Any) -> None:
+    """Merge each keyword table's b-trees (FTS5 segments, one per batch of writes, merged only in part as
+    they pile up) into one: a query then reads one list per term, not one per segment (keyword queries about
+    a quarter quicker at 300k files). About 5 s at 300k files, so only after big writes."""
+    for table in (FTS_TABLE, TRIGRAM_TABLE):
+        _execute(conn, f"INSERT INTO {table}({table}) VALUES('optimize')", ())
+
+
+def segments(conn: Any, table: str = FTS_TABLE) -> int:
+    """How many segments (b-trees) ``table`` holds."""
+    return int(_execute(conn, f"SELECT count(DISTINCT segid) FROM {table}_idx", (), rows=True)[0][0])
+
+
 def _execute(conn: Any, sql: str, params: Sequence[Any], *, rows: bool = False) -> list[tuple]:
     """Run ``sql`` on a sqlite3 connection or a SQLAlchemy Connection (qmark parameters); the result rows
     when ``rows``, else ``[]``."""

@@ -93,3 +93,19 @@ def test_moves_keep_keyword_index_in_step(lib, tmp_path):
     (root / "amb" / "gate_clang.wav").unlink()
     Indexer(library).run([root])
     assert searcher.search("gate", k=5, mode="keywords") == []
+
+
+def test_a_big_index_run_merges_the_keyword_tables(tmp_path, monkeypatch):
+    from engine.storage import fts
+
+    calls = []
+    monkeypatch.setattr(fts, "optimize", lambda conn: calls.append(conn))
+    monkeypatch.setattr(fts, "OPTIMIZE_AFTER", 2)
+    root = tmp_path / "Library"
+    mf.write_wav(root / "a_door.wav", dur_s=0.5)
+    mf.write_wav(root / "b_rain.wav", dur_s=0.5)
+    with Library(tmp_path / "lib", make_tiny_bundle(tmp_path / "b")) as library:
+        Indexer(library).run([root])
+        assert len(calls) == 1  # two new files: the threshold
+        Indexer(library).run([root])
+        assert len(calls) == 1  # nothing changed: nothing to merge

@@ -427,3 +427,19 @@ def test_relaxed_match_counts_every_file_of_a_clause_up_to_the_cap(monkeypatch):
     assert len(kw.keyword_matches(conn, "door slam wooden", limit=10, min_share=0.3)) == 10
     monkeypatch.setattr(kw, "CLAUSE_ALL", 500)  # each word now counts its pool (1,000 best) only
     assert kw.keyword_matches(conn, "door slam wooden", limit=10) == []
+
+
+def test_optimize_merges_segments_and_keeps_answers() -> None:
+    from engine.storage import fts
+
+    conn = sqlite3.connect(":memory:")
+    for stmt in FTS_DDL:
+        conn.execute(stmt)
+    for fid, (rel, meta) in LIBRARY.items():  # one write each: a segment each
+        put_document(conn, fid, document_for(rel, "/Volumes/SFX/My Library", meta))
+        conn.commit()
+    before = {q: ids(conn, q) for q in ("door", "cafe cups", "wood*", "category:doors")}
+    assert fts.segments(conn) > 1 and fts.segments(conn, fts.TRIGRAM_TABLE) > 1
+    fts.optimize(conn)
+    assert fts.segments(conn) == 1 and fts.segments(conn, fts.TRIGRAM_TABLE) == 1
+    assert {q: ids(conn, q) for q in before} == before
