@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from engine import ucs
 from engine.errors import LibraryError, QueryError
 from engine.storage.fts import (  # noqa: F401  (the table lives in storage; re-exported for callers)
@@ -370,24 +372,29 @@ def drop_stop_words(parsed: ParsedQuery) -> ParsedQuery:
 CLAUSE_ALL = 100_000
 
 
-def _clause_source(conn: Any, clause: Sequence[Term], expand_ucs: bool, pool: int) -> tuple[str, list[Any]]:
-    """A SQL ``SELECT id`` of the files matching one OR-clause, with its parameters: through the word index
-    (stems, UCS synonyms) or, for terms of three letters or more, anywhere inside a name or folder (trigram
-    index). Each index gives every match up to :data:`CLAUSE_ALL`; a word-index clause matching more gives its
-    ``pool`` best by BM25 (one count, bounded, decides), the trigram index its first :data:`CLAUSE_ALL`."""
+def _ids(conn: Any, select_ids: str, params: Sequence[Any]) -> np.ndarray:
+    """The ids ``select_ids`` (``SELECT … AS id …``) gives, int64, read as one comma-separated text: 25k ids in
+    ~1 ms, where 25k Python rows take ~10."""
+    text = _execute(conn, f"SELECT group_concat(id) FROM ({select_ids})", params, rows=True)[0][0]
+    return np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, np.int64)
+
+
+def _clause_files(conn: Any, clause: Sequence[Term], expand_ucs: bool, pool: int) -> np.ndarray:
+    """Sorted unique ids of the files matching one OR-clause: through the word index (stems, UCS synonyms)
+    or, for terms of three letters or more, anywhere inside a name or folder (trigram index). Each index
+    gives every match up to :data:`CLAUSE_ALL`; beyond, the word index its ``pool`` best by BM25, the trigram
+    index its first :data:`CLAUSE_ALL`."""
     expr = _clause(clause, expand_ucs)
     where = f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
-    n = _execute(conn, f"SELECT count(*) FROM (SELECT 1 {where} LIMIT ?)", (expr, CLAUSE_ALL + 1), rows=True)[0][0]
-    if n > CLAUSE_ALL:
-        sql, params = f"SELECT id FROM (SELECT rowid AS id {where} ORDER BY rank LIMIT ?)", [expr, pool]
-    else:
-        sql, params = f"SELECT rowid AS id {where}", [expr]
+    words = _ids(conn, f"SELECT rowid AS id {where} LIMIT ?", (expr, CLAUSE_ALL + 1))
+    if len(words) > CLAUSE_ALL:
+        words = _ids(conn, f"SELECT rowid AS id {where} ORDER BY rank LIMIT ?", (expr, pool))
     inside = [t for t in clause if t.field is None and len(t.text) >= 3]
-    if inside:
-        sql += (f" UNION SELECT id FROM (SELECT rowid AS id FROM {TRIGRAM_TABLE} WHERE {TRIGRAM_TABLE} MATCH ? "
-                "LIMIT ?)")
-        params += [" OR ".join('"' + t.text.replace('"', '""') + '"' for t in inside), CLAUSE_ALL]
-    return sql, params
+    if not inside:
+        return np.unique(words)
+    expr = " OR ".join('"' + t.text.replace('"', '""') + '"' for t in inside)
+    tri = _ids(conn, f"SELECT rowid AS id FROM {TRIGRAM_TABLE} WHERE {TRIGRAM_TABLE} MATCH ? LIMIT ?", (expr, CLAUSE_ALL))
+    return np.union1d(words, tri)
 
 
 def keyword_matches(
@@ -407,24 +414,38 @@ def keyword_matches(
     free = [c for c in parsed.clauses if not all(t.field for t in c)]
     if len(out) >= limit or not free:
         return out
-    # one statement: each clause's files (a set), then the files matching at least min_share of the clauses,
-    # most clauses first, then by id — counted inside SQLite, not row by row in Python
     pool = max(limit * 5, 1000)
-    try:
-        sources = [_clause_source(conn, clause, expand_ucs, pool) for clause in free]
-        constraint = constraint_sql(parsed, "id")
-        sql = ("SELECT id, count(*) AS n FROM (" + " UNION ALL ".join(f"SELECT id FROM ({s})" for s, _ in sources)
-               + ")" + (f" WHERE {constraint[0]}" if constraint else "")
-               + " GROUP BY id HAVING n >= ? ORDER BY n DESC, id LIMIT ?")
-        params = [p for _, ps in sources for p in ps] + list(constraint[1] if constraint else [])
-        rows = _execute(conn, sql, (*params, min_share * len(free) - 1e-9, limit), rows=True)
-    except Exception as exc:
-        if _sqlite_error(exc) is None:
-            raise
-        log.warning("relaxed keyword match failed for %r: %s", free, exc)
+    per_clause = []
+    for clause in free:
+        try:
+            per_clause.append(_clause_files(conn, clause, expand_ucs, pool))
+        except Exception as exc:
+            if _sqlite_error(exc) is None:
+                raise
+            log.warning("relaxed keyword match failed for %r: %s", clause, exc)
+    if not per_clause:
         return out
-    seen = {fid for fid, _, _ in out}
-    candidates = [(int(fid), n / len(free)) for fid, n in rows if fid not in seen][: limit - len(out)]
+    ids, counts = np.unique(np.concatenate(per_clause), return_counts=True)
+    share = counts / len(free)
+    keep = (share >= min_share) & ~np.isin(ids, [fid for fid, _, _ in out])
+    order = np.lexsort((ids[keep], -share[keep]))  # most clauses first, then by id
+    ids, share = ids[keep][order], share[keep][order]
+    want = limit - len(out)
+    constraint = constraint_sql(parsed, "rowid")
+    if constraint is None:
+        candidates = list(zip(ids[:want].tolist(), share[:want].tolist(), strict=True))
+    else:
+        candidates = []
+        for start in range(0, len(ids), 500):  # in order, until enough pass
+            chunk = ids[start : start + 500].tolist()
+            sql = (f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))}) "
+                   f"AND {constraint[0]}")
+            ok = {int(r[0]) for r in _execute(conn, sql, (*chunk, *constraint[1]), rows=True)}
+            candidates.extend((fid, sh) for fid, sh in zip(chunk, share[start : start + 500].tolist(), strict=True)
+                              if fid in ok)
+            if len(candidates) >= want:
+                break
+        candidates = candidates[:want]
     floor = min((score for _, score, _ in out), default=1.0)
     for rank, (fid, share) in enumerate(candidates):
         out.append((fid, min(floor, 1.0) * share - 1e-6 * (rank + 1), share))
