@@ -236,7 +236,7 @@ class Searcher:
                 return self._hits(conn, best, k, evidence, mode, parsed)
         content, evidence = self._evidence(cvec, nvec, kw, filters, max(CANDIDATES, 4 * k))
         best = {}
-        for (fid, ev), p in zip(evidence.items(), model.probabilities(list(evidence.values())), strict=True):
+        for fid, p in zip(evidence, model.probabilities(list(evidence.values())), strict=True):
             s0, e0 = (content[fid][1], content[fid][2]) if fid in content else (0.0, None)
             best[fid] = (p, s0, e0)
         with self.lib.engine.connect() as conn:
