@@ -28,6 +28,8 @@ library and reuses it when it already holds that many windows.
   query cache never helps): text (``--mode content``: encoding + HNSW + SQL), filtered by folder, by
   duration and by UCS category, keyword (``--mode keywords``), hybrid (``--mode both``, the default),
   find-similar from a stored file; p50/p95 in ms; the process's peak RSS.
+* ``--rounds N``: the warm measurements above in N pairs of fresh processes, this checkout then the baseline
+  on the same queries, pooled per side (on a shared machine the load drifts within minutes).
 * ``earshot search`` cold: a fresh ``python -m engine.cli search`` per query, wall time p50 over
   ``--cli-runs`` runs, for this checkout (numpy text path), the same with ``EARSHOT_TEXT_BACKEND=torch``,
   and ``--baseline-src`` (another checkout, e.g. ``main`` before issue 11) interleaved run by run.
@@ -348,8 +350,8 @@ def measure(libdir: Path, n_queries: int, seed: int = 0) -> dict:
         similar.append(time.perf_counter() - t)
     results["find similar"] = similar
     hits["find similar"] = len(similar)
-    out["queries"] = {name: {"p50_ms": _ms(v)[0], "p95_ms": _ms(v)[1], "n": len(v), "answered": hits[name]}
-                      for name, v in results.items()}
+    out["queries"] = {name: {"p50_ms": _ms(v)[0], "p95_ms": _ms(v)[1], "n": len(v), "answered": hits[name],
+                             "ms": [t * 1000 for t in v]} for name, v in results.items()}
     out["peak_rss_mb"] = _peak_rss_mb()
     out["torch_imported"] = "torch" in sys.modules
     lib.close()
@@ -364,6 +366,34 @@ def _run_json(args: list[str], src: Path = ROOT) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"bench_scale {args[0]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pooled(runs: list[dict]) -> dict:
+    """Measurements of several processes as one: each query kind's latencies pooled (p50/p95 over all), the
+    opening times' median, the largest peak RSS."""
+    out = {k: float(np.median([r[k] for r in runs])) for k in runs[0] if k.startswith("open_")}
+    out["queries"] = {}
+    for name in runs[0]["queries"]:
+        ms = [t for r in runs for t in r["queries"][name]["ms"]]
+        p50, p95 = (float(np.percentile(ms, q)) for q in (50, 95))
+        out["queries"][name] = {"p50_ms": p50, "p95_ms": p95, "n": len(ms), "ms": ms,
+                                "answered": sum(r["queries"][name]["answered"] for r in runs)}
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["torch_imported"] = any(r["torch_imported"] for r in runs)
+    return out
+
+
+def _measure_rounds(libdir: Path, args) -> tuple[dict, dict | None]:
+    """The warm measurements of this checkout and the baseline: ``--rounds`` pairs of fresh processes, this
+    checkout then the baseline, each pair on the same queries (seed ``--seed + round``), so both see the same
+    stretches of a shared machine's load; pooled per side."""
+    mine, base = [], []
+    for r in range(args.rounds):
+        common = ["--phase", "measure", "--library", str(libdir), "--seed", str(args.seed + r)]
+        mine.append(_run_json([*common, "--queries", str(args.queries)]))
+        if args.baseline_src is not None and args.baseline_queries > 0:
+            base.append(_run_json([*common, "--queries", str(args.baseline_queries)], src=args.baseline_src))
+    return _pooled(mine), (_pooled(base) if base else None)
 
 
 def _children_cpu_s() -> float:
@@ -480,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-src", type=Path, help="another checkout (e.g. main) to time the same way: the cold "
                                                       "CLI interleaved, the warm queries in a process of its own")
     p.add_argument("--baseline-queries", type=int, default=20, help="queries per kind for the baseline (0: none)")
+    p.add_argument("--rounds", type=int, default=1, help="warm measurements in this many pairs of processes "
+                                                         "(this checkout, then the baseline), pooled")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--fill-only", action="store_true", help="fill --library and stop")
@@ -511,12 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fill_only:
         print(json.dumps(fill_info))
         return 0
-    m = _run_json(["--phase", "measure", "--library", str(libdir), "--queries", str(args.queries),
-                   "--seed", str(args.seed)])
-    base = None
-    if args.baseline_src is not None and args.baseline_queries > 0:
-        base = _run_json(["--phase", "measure", "--library", str(libdir), "--queries", str(args.baseline_queries),
-                          "--seed", str(args.seed)], src=args.baseline_src)
+    m, base = _measure_rounds(libdir, args)
     cli = cli_cold(libdir, args.cli_runs, args.baseline_src) if args.cli_runs > 0 else {}
     imports = {}
     if args.cli_runs > 0:
