@@ -25,6 +25,7 @@ from engine.library import Library
 from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.search_explain import explain, fusion_for
 from engine.storage import db
+from engine.text_encoder import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,10 @@ class Searcher:
         default: the sound, the meaning of the files' own words weighted by how informative they are, and
         lexical hits; see :mod:`engine.fusion`). Field filters and excludes restrict every mode. Each hit
         carries ``relevance`` (0–100) and ``matched_by``."""
+        with one_blas_thread():  # query-sized products: a second BLAS thread only spins against the next query
+            return self._search(query, k, filters, mode)
+
+    def _search(self, query: str, k: int, filters: Filters | None, mode: str) -> list[Hit]:
         validate_k(k)
         if mode not in MODES:
             raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
@@ -257,10 +262,10 @@ class Searcher:
         the meaning of their words and by keywords): what fusion ranks, and what ``fit_fusion`` learns from."""
         parsed = keyword.parse_query(query)
         filters = filters or Filters()
-        with self.lib.engine.connect() as conn:
+        with one_blas_thread(), self.lib.engine.connect() as conn:
             kw = keyword.keyword_matches(conn, parsed, KEYWORD_POOL)
-        cvec, nvec = self.lib.embed_query(parsed.free_text or query)
-        return self._evidence(cvec, nvec, kw, filters, pool)[1]
+            cvec, nvec = self.lib.embed_query(parsed.free_text or query)
+            return self._evidence(cvec, nvec, kw, filters, pool)[1]
 
     def _evidence(self, cvec: np.ndarray, nvec: np.ndarray, kw: list[tuple[int, float, float]],
                   filters: Filters, pool: int) -> tuple[dict[int, tuple[float, float, float]], dict[int, Evidence]]:
@@ -334,9 +339,10 @@ class Searcher:
     def search_vectors(self, qvecs: np.ndarray, k: int, filters: Filters | None = None,
                        exclude: set[int] | None = None) -> list[Hit]:
         """Rank files by max over (query vector, window) inner products. ``qvecs``: float32 (m, dim)."""
-        best = self._content_best(qvecs, k, filters or Filters(), exclude or set())
-        with self.lib.engine.connect() as conn:
-            return self._hits(conn, best, k)
+        with one_blas_thread():
+            best = self._content_best(qvecs, k, filters or Filters(), exclude or set())
+            with self.lib.engine.connect() as conn:
+                return self._hits(conn, best, k)
 
     def _content_best(self, qvecs: np.ndarray, k: int, filters: Filters, exclude: set[int], *,
                       complete: bool = True) -> dict[int, tuple[float, float, float]]:
