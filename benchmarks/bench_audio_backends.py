@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = statistics.median(times["torch bf16"])
     print(f"{len(data['eval'])} real windows (val/test packages), {BATCH}-window batches, {args.repeats} repeats "
           f"interleaved; load average {load_before[0]:.1f} → {load_after[0]:.1f}; bundle {bundle.name}")
-    print(f"| variant | ms / window (median) | × torch bf16 | vs torch bf16: centred cos min / mean, 10-NN kept "
-          f"| vs torch fp32: same |")
+    print("| variant | ms / window (median) | × torch bf16 | vs torch bf16: centred cos min / mean, 10-NN kept "
+          "| vs torch fp32: same |")
     print("|---|---|---|---|---|")
     for k, v in times.items():
         med = statistics.median(v)
