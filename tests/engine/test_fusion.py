@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from engine.fusion import rrf, weighted_scores
+from engine.fusion import features, rrf, weighted_scores
 
 
 def _naive_rrf(rankings: list[list[int]], k: float, weights: list[float]) -> dict[int, float]:
@@ -134,3 +134,71 @@ def test_relevance_puts_the_cut_off_at_50_and_keeps_the_order():
     assert fusion.relevance("content", Evidence(content=cut)) == pytest.approx(50.0, abs=0.5)
     values = [fusion.relevance("both", Evidence(content=c / 10)) for c in range(-3, 11)]
     assert values == sorted(values) and 0.0 <= values[0] < values[-1] <= 100.0
+
+
+def _ranking_groups(rng, w_true, n_groups=300, n_items=40):
+    """Queries whose one relevant candidate is drawn from the softmax of a known score ``w_true · x``."""
+    import numpy as np
+
+    groups = []
+    for _ in range(n_groups):
+        x = rng.normal(size=(n_items, len(w_true)))
+        s = x @ w_true
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        y = np.zeros(n_items, dtype=int)
+        y[rng.choice(n_items, p=p)] = 1
+        groups.append(([{f"f{j}": float(v) for j, v in enumerate(row)} for row in x], list(y)))
+    return groups
+
+
+def test_fit_listwise_recovers_a_known_ranking_model():
+    import numpy as np
+
+    from engine.fusion import fit_listwise
+
+    rng = np.random.default_rng(0)
+    w_true = np.array([3.0, -2.0, 0.0])
+    groups = _ranking_groups(rng, w_true)
+    names = ["f0", "f1", "f2"]
+    w = fit_listwise(groups, names, l2=1e-6)
+    assert w["f0"] == pytest.approx(3.0, abs=0.6)
+    assert w["f1"] == pytest.approx(-2.0, abs=0.5)
+    assert abs(w["f2"]) < 0.4
+    # a group without any relevant item changes nothing; no relevant item at all is an error
+    empty = ([{"f0": 9.0, "f1": 0.0, "f2": 0.0}], [0])
+    assert fit_listwise(groups + [empty], names, l2=1e-6) == pytest.approx(w)
+    with pytest.raises(ValueError):
+        fit_listwise([empty], names)
+
+
+def test_fit_ranking_orders_like_the_listwise_fit_and_calibrates():
+    import numpy as np
+
+    from engine.fusion import Evidence, TrustFusion, fit_listwise, fit_ranking
+
+    rng = np.random.default_rng(1)
+    groups = []
+    for _ in range(200):  # content, name and informativeness; relevance from content + trusted name
+        rows, ys = [], []
+        for _ in range(30):
+            ev = Evidence(content=float(rng.uniform(-0.1, 0.6)), name=float(rng.uniform(0, 1)),
+                          informativeness=float(rng.choice([0.0, 1.0])))
+            rows.append(ev)
+            ys.append(int(rng.uniform() < 1 / (1 + math.exp(-(-6 + 8 * ev.content + 5 * ev.informativeness * ev.name)))))
+        groups.append(([features(ev) for ev in rows], ys, rows))
+    names = ["content", "name_trusted", "content_x_name"]
+    model = fit_ranking([(x, y) for x, y, _ in groups], names)
+    w = fit_listwise([(x, y) for x, y, _ in groups], names)
+    scale = model.weights["content"] / w["content"]
+    assert scale > 0
+    assert {n: model.weights[n] / scale for n in names} == pytest.approx(w)
+    assert model.weights["content"] > 0 and model.weights["name_trusted"] > 0
+    # calibrated: the mean predicted probability matches the share of relevant pairs
+    probs = [model.probability(ev) for _, _, evs in groups for ev in evs]
+    share = sum(sum(y) for _, y, _ in groups) / len(probs)
+    assert sum(probs) / len(probs) == pytest.approx(share, rel=0.1)
+    # an opaque file (informativeness 0) gets nothing from a high name cosine, interaction included
+    fusion = TrustFusion(model, model, model)
+    assert fusion.both.probability(Evidence(content=0.3, name=0.95, informativeness=0.0)) == pytest.approx(
+        fusion.both.probability(Evidence(content=0.3)))
