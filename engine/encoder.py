@@ -119,8 +119,11 @@ class Encoder:
         for name, entry in entries.items():
             if name in needed:
                 module = _build_backbone(side, entry, self.bundle).eval().to(self.device)
-                # An architecture may offer a faster inference form (folded BatchNorms, channels-last).
-                modules[name] = module.for_inference() if hasattr(module, "for_inference") else module
+                # An architecture may offer a faster inference form for this precision (channels-last,
+                # BatchNorms folded in fp32).
+                if hasattr(module, "for_inference"):
+                    module = module.for_inference(self.precision)
+                modules[name] = module
         self._heads_for(side)
         return modules
 

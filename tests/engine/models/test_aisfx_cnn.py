@@ -167,6 +167,28 @@ def test_time_pooling(small_net, pool, dim):
         torch.testing.assert_close(out[:, 64:], feats.amax(dim=2))
 
 
+def test_for_inference_folds_batchnorms_in_fp32_only(small_net):
+    """fp32: the BatchNorms are folded into the convolutions (same outputs); bf16 keeps them (folded
+    weights round differently under autocast) — both in channels-last layout."""
+    wave = torch.randn(3, WINDOW) * 0.2
+    with torch.inference_mode():
+        ref = small_net(wave)
+    folded = AisfxCNN.from_config({"hl1": 8})
+    folded.load_state_dict(small_net.state_dict())
+    folded.eval().for_inference("fp32")
+    kept = AisfxCNN.from_config({"hl1": 8})
+    kept.load_state_dict(small_net.state_dict())
+    kept.eval().for_inference("bf16")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in kept.modules()) == 8
+    assert folded.conv_block1.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(wave), ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(kept(wave), ref)
+    with pytest.raises(ModelError):
+        AisfxCNN.from_config({"hl1": 8}).train().for_inference("fp32")
+
+
 def test_short_input_is_padded(small_net):
     with torch.no_grad():
         out = small_net(torch.randn(1, 2000))
