@@ -406,7 +406,9 @@ def cli_cold(libdir: Path, runs: int, baseline_src: Path | None, seed: int = 1) 
     {"wall": [s], "cpu": [s]}}``. CPU time (user + system of the child) is what the wall time would be on
     an idle machine for this mostly single-threaded work; on a shared, loaded machine the wall time is
     mostly waiting for a core."""
-    base_env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # Bytecode caches allowed (a sandbox may set PYTHONDONTWRITEBYTECODE): an installed Earshot has its .pyc
+    # files (pip compiles a wheel at install), so compiling the engine's sources is no part of a user's start.
+    base_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"HF_HUB_OFFLINE": "1"}
     variants = {
         "this checkout (numpy text)": {**base_env, "PYTHONPATH": str(ROOT), "EARSHOT_TEXT_BACKEND": "auto"},
         "this checkout, torch text": {**base_env, "PYTHONPATH": str(ROOT), "EARSHOT_TEXT_BACKEND": "torch"},
@@ -415,9 +417,11 @@ def cli_cold(libdir: Path, runs: int, baseline_src: Path | None, seed: int = 1) 
         variants[f"baseline ({baseline_src.name})"] = {**base_env, "PYTHONPATH": str(baseline_src.resolve())}
     queries = query_texts(runs * len(variants) + 1, seed)[1:]
     times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in variants}
-    # one untimed run first: the library's caches and the OS page cache are warm, as for a user's second search
-    subprocess.run([sys.executable, "-m", "engine.cli", "search", "warm up", "--library", str(libdir), "--json"],
-                   capture_output=True, env=variants["this checkout (numpy text)"], cwd=ROOT, check=True)
+    # one untimed run per variant first: the library's caches, each source tree's bytecode and the OS page
+    # cache are warm, as for a user's second search
+    for env in variants.values():
+        subprocess.run([sys.executable, "-m", "engine.cli", "search", "warm up", "--library", str(libdir), "--json"],
+                       capture_output=True, env=env, cwd=env["PYTHONPATH"], check=True)
     for i in range(runs):
         for j, (name, env) in enumerate(variants.items()):
             q = queries[i * len(variants) + j]
