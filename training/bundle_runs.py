@@ -84,7 +84,9 @@ def runs_from_bundle(bundle_dir: str | Path, out_dir: str | Path, recipe: Recipe
         save_recipe(recipe, run)
         write_json(
             run / "final.json",
-            {"stage": f"member {member.name} of {bundle.name} {bundle.version}", "bundle_id": bundle.bundle_id},
+            {"stage": f"member {member.name} of {bundle.name} {bundle.version}", "bundle_id": bundle.bundle_id,
+             # what generated the member's augmented captions, as its bundle says (kept for the new card)
+             "augmentation": str(bundle.spec.get("training", {}).get("augmentation", "none"))},
         )
         out.append(run)
         log.info("%s: member %s of %s %s", run, member.name, bundle.name, bundle.version)

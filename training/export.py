@@ -114,12 +114,20 @@ def data_summary(recipe: Recipe) -> dict[str, Any]:
 
 
 def _augmentation_generator(runs: list[Run]) -> str:
+    """What generated the augmented captions the members trained on: a member kept from a bundle says so in
+    its ``final.json``; a trained run counts only when its stage used augmentation (the augmented set on
+    disk may belong to another stage or an earlier build)."""
     from training.augment.augmented import augment_dir, read_augmented_set
 
     gens = set()
     for run in runs:
+        final = run.path / "final.json"
+        kept = json.loads(final.read_text()).get("augmentation") if final.is_file() else None
+        if kept is not None:
+            gens.update(g.strip() for g in str(kept).split(",") if g.strip() not in ("", "none"))
+            continue
         path = augment_dir(run.recipe) / "augmented.jsonl"
-        if path.is_file():
+        if run.recipe.train.augment and path.is_file():
             gens.add(read_augmented_set(path)[0].get("generator", "?"))
     return ", ".join(sorted(gens)) or "none"
 

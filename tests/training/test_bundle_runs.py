@@ -40,6 +40,10 @@ def test_members_become_runs_and_export_back_to_the_same_weights(tmp_path):
     out = export_bundle(load_recipe(STAGE1, [AISFX, f'export.source="{ens}"', "export.evaluate=[]"]), tmp_path / "b")
     for name in ("heads.safetensors", "audio_aisfx.safetensors"):
         assert (out.path / name).read_bytes() == (V1 / name).read_bytes(), name
+    # The card says what generated the kept members' augmented captions (1.0's rule-based fallback), read
+    # from the members themselves, not from whatever augmentation cache this machine has (here: none).
+    assert spec["training"]["augmentation"] == "rules"
+    assert json.loads((out.path / "bundle.json").read_text())["training"]["augmentation"] == "rules"
 
 
 def test_a_member_the_recipe_would_not_build_is_refused(tmp_path):
