@@ -154,8 +154,8 @@ def _sigmoid(z: float) -> float:
 def features(ev: Evidence) -> dict[str, float]:
     """The fusion's features. The name similarity counts only as far as the file's words are
     informative (``name_trusted``), so a ``ZOOM0042`` file is ranked by its sound alone;
-    ``content_x_name`` lets sound and words reinforce each other (a file whose name and sound both
-    match outranks one that only one of them points to)."""
+    ``content_x_name`` lets the sound's weight depend on how well the file's trusted words match (fitted
+    negative for 2.0.0: where the words match strongly, the sound has less left to say)."""
     return _feature_values(0.0 if ev.content is None else ev.content, 0.0 if ev.name is None else ev.name,
                            ev.informativeness, ev.lexical, ev.name is not None)
 
@@ -261,6 +261,7 @@ def fit_listwise(groups: Sequence[tuple[Sequence[Mapping[str, float]], Sequence[
             data.append((np.array([[float(row[n]) for n in names] for row in x], dtype=np.float64), t / t.sum()))
     if not data:
         raise ValueError("fitting needs at least one group with a relevant item")
+
     def loss(w):
         total = 0.5 * l2 * float(w @ w)
         for X, t in data:
