@@ -24,6 +24,7 @@ from training.data.readers import EvalSet, read_sources
 from training.ensemble import ENSEMBLE_FILE
 from training.evaluate import eval_set_for, format_metrics
 from training.features import build_backbone
+from training.loop import FINAL_FILE
 from training.metrics import retrieval_metrics
 from training.model import Run, load_run
 
@@ -113,6 +114,12 @@ def data_summary(recipe: Recipe) -> dict[str, Any]:
     }
 
 
+def _final(run: Run) -> dict:
+    """A run's ``final.json`` (what its stage reported when it finished; empty when it has none)."""
+    path = run.path / FINAL_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _augmentation_generator(runs: list[Run]) -> str:
     """What generated the augmented captions the members trained on: a member kept from a bundle says so in
     its ``final.json``; a trained run counts only when its stage used augmentation (the augmented set on
@@ -121,8 +128,7 @@ def _augmentation_generator(runs: list[Run]) -> str:
 
     gens = set()
     for run in runs:
-        final = run.path / "final.json"
-        kept = json.loads(final.read_text()).get("augmentation") if final.is_file() else None
+        kept = _final(run).get("augmentation")
         if kept is not None:
             gens.update(g.strip() for g in str(kept).split(",") if g.strip() not in ("", "none"))
             continue
@@ -173,9 +179,8 @@ def model_card(
         "",
     ]
     for run in runs:
-        final = run.path / "final.json"
-        if final.is_file():
-            f = json.loads(final.read_text(encoding="utf-8"))
+        f = _final(run)
+        if f:
             counts = [f"{f[k]} {k}" for k in ("epochs", "steps", "pairs") if f.get(k) is not None]
             lines.append(f"- `{run.path}`: " + ", ".join([str(f.get("stage")), *counts]))
     lines += ["", "## Training data", ""]

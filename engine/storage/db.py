@@ -547,14 +547,19 @@ def vectors_for_windows(conn: Connection, bundle_id: str, dim: int, window_ids: 
 def id_list(ids: Iterable[int]):
     """A SQL fragment ``(SELECT value FROM json_each(:ids))`` for ``col.in_(id_list(ids))``: any number of
     ids as one JSON parameter — no chunks of 900 placeholders, nothing for SQLAlchemy to render per id."""
-    return text("SELECT value FROM json_each(:ids)").bindparams(ids=json.dumps([int(i) for i in ids]))
+    return text("SELECT value FROM json_each(:ids)").bindparams(ids=ids_json(ids))
+
+
+def ids_json(ids: Iterable[int]) -> str:
+    """Ids as the one JSON parameter of ``… IN (SELECT value FROM json_each(?))``."""
+    return json.dumps([int(i) for i in ids])
 
 
 def window_spans(conn: Connection, window_ids: Iterable[int]) -> dict[int, tuple[int, float, float]]:
     """``{window_id: (file_id, start_s, end_s)}`` of the given windows that exist."""
     rows = conn.exec_driver_sql(
         "SELECT id, file_id, start_s, end_s FROM windows WHERE id IN (SELECT value FROM json_each(?))",
-        (json.dumps([int(i) for i in window_ids]),),
+        (ids_json(window_ids),),
     ).fetchall()  # plain tuples: ~1600 rows per query, SQLAlchemy rows cost more than the SQL here
     return {w: (f, s, e) for w, f, s, e in rows}
 
@@ -569,7 +574,7 @@ def file_window_vectors(
         "SELECT w.file_id, w.start_s, w.end_s, v.data FROM windows w "
         "JOIN vectors v ON v.window_id = w.id AND v.bundle_id = ? "
         "WHERE w.file_id IN (SELECT value FROM json_each(?))",
-        (bundle_id, json.dumps([int(i) for i in file_ids])),
+        (bundle_id, ids_json(file_ids)),
     ).fetchall()
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, dim), np.float32)
@@ -836,7 +841,7 @@ def file_text_vectors(
     rows = conn.exec_driver_sql(  # plain rows: ~600 per hybrid query
         "SELECT file_id, data, informativeness FROM file_texts "
         "WHERE file_id IN (SELECT value FROM json_each(?)) AND encoder = ?",
-        (json.dumps([int(i) for i in file_ids]), encoder),
+        (ids_json(file_ids), encoder),
     ).fetchall()
     vecs = decode_vectors((r[1] for r in rows), dim)  # one decode for all, not one per file
     return {int(r[0]): (v, float(r[2])) for r, v in zip(rows, vecs, strict=True)}
