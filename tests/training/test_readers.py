@@ -141,3 +141,30 @@ def test_captions_table_keeps_the_packages_a_recipe_names(tmp_path: Path) -> Non
     plain.write_text("path,caption\na/x.wav,a flute note\n", encoding="utf-8")
     with pytest.raises(DataError, match="package"):
         read_sources([SourceConfig("captions", str(plain), str(tmp_path), options={"packages": ["fluid"]})])
+
+
+def test_concept_captions_join_every_clip_of_a_concept(tmp_path: Path) -> None:
+    table = _write(
+        tmp_path / "cov.csv",
+        "path,caption,concept,package,licence,split\n"
+        "a/lo.wav,cello note,\"cello sustained note, low pitch\",fluid,GPL-2+,train\n"
+        "a/hi.wav,cello note high,\"cello sustained note, high pitch\",fluid,GPL-2+,train\n"
+        "a/dog.wav,a dog barks,dog bark,fluid,GPL-2+,train\n",
+    )
+    queries = _write(
+        tmp_path / "designer.tsv",
+        "concept\tquery\n"
+        "Cello  sustained note\tbowed cello sustain\n"
+        "cello sustained note\tcello note\n"  # the same as a caption: not repeated
+        "door slam\tslamming door\n",  # no clip of this concept: ignored
+    )
+    src = SourceConfig("captions", str(table), str(tmp_path), "train", options={"concept_captions": str(queries)})
+    clips = {c.path.name: c for c in read_sources([src])}
+    assert clips["lo.wav"].captions == ("cello note", "bowed cello sustain")
+    assert clips["hi.wav"].captions == ("cello note high", "bowed cello sustain", "cello note")
+    assert clips["dog.wav"].captions == ("a dog barks",)
+    plain = _write(tmp_path / "plain.csv", "path,caption\na/x.wav,a flute note\n")
+    with pytest.raises(DataError, match="concept"):
+        read_sources([SourceConfig("captions", str(plain), str(tmp_path), options={"concept_captions": str(queries)})])
+    with pytest.raises(DataError, match="not found"):
+        read_sources([SourceConfig("captions", str(table), str(tmp_path), options={"concept_captions": "nope.tsv"})])

@@ -21,6 +21,11 @@ Formats (``SourceConfig.format``):
 * ``debian_sfx`` — the Debian sound-effects captions table (``path, caption, concept, package, licence,
   split, duration_s``; see :mod:`training.data.captions`).
 
+Any reader whose rows name a ``concept`` takes ``options.concept_captions``: a table (CSV or TSV) of
+``concept, query`` rows whose queries join the captions of every clip of that concept (matched by
+:func:`concept_key`). It carries wordings written apart from the captions (how users search) to every
+recording of a concept; a recipe sets it on training sources only.
+
 Every reader returns clips in a stable order (sorted by path) with de-duplicated captions (unless
 ``options.keep_duplicates``).
 """
@@ -31,6 +36,7 @@ import csv
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +125,50 @@ def _group(
             )
         )
     clips = [c for c in clips if c.captions]
+    if src.options.get("concept_captions"):
+        clips = _add_concept_captions(clips, Path(str(src.options["concept_captions"])), src)
     return clips[: src.max_clips] if src.max_clips > 0 else clips
+
+
+#: The coverage corpus's pitch qualifier (``"cello sustained note, low pitch"``): one concept at every pitch.
+_PITCH_SUFFIX = re.compile(r",\s*(low|middle|high) pitch$")
+
+
+def concept_key(concept: str) -> str:
+    """The key a concept is joined on: lower case, single spaces, without a trailing pitch qualifier."""
+    return _PITCH_SUFFIX.sub("", " ".join(concept.lower().split()))
+
+
+def read_concept_captions(path: Path) -> dict[str, list[str]]:
+    """``concept → queries`` from a ``concept, query`` table (CSV, or TSV when the name ends in .tsv)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            if not {"concept", "query"} <= set(reader.fieldnames or ()):
+                raise DataError(f"{path} needs the columns concept and query")
+            out: dict[str, list[str]] = {}
+            for row in reader:
+                key, query = concept_key(row["concept"] or ""), " ".join((row["query"] or "").split())
+                if key and query:
+                    out.setdefault(key, []).append(query)
+            return out
+    except FileNotFoundError:
+        raise DataError(f"concept captions file not found: {path}") from None
+
+
+def _add_concept_captions(clips: list[Clip], path: Path, src: SourceConfig) -> list[Clip]:
+    if clips and not any(c.concept for c in clips):
+        raise DataError(f"{src.path}: options.concept_captions needs a 'concept' column")
+    table = read_concept_captions(path)
+    out, joined = [], 0
+    for clip in clips:
+        extra = table.get(concept_key(clip.concept), []) if clip.concept else []
+        if extra:
+            joined += 1
+            clip = dataclasses.replace(clip, captions=_dedupe(clip.captions + tuple(extra)))
+        out.append(clip)
+    log.info("%s: %d of %d clips took queries from %s", src.path, joined, len(clips), path)
+    return out
 
 
 def read_clotho(src: SourceConfig) -> list[Clip]:
