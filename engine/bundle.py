@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -44,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BundleError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "earshot-bundle"
 FORMAT_VERSION = 1
@@ -184,8 +187,7 @@ def compute_bundle_id(directory: Path, spec: Mapping[str, Any]) -> str:
     names = weight_files(spec)
     for name in names:
         _check_inside(directory, name)
-    model = {k: spec[k] for k in _MODEL_KEYS}
-    h.update(json.dumps(model, sort_keys=True, separators=(",", ":")).encode())
+    h.update(_model_json(spec))
     for name in names:
         path = directory / name
         if not path.is_file():
@@ -286,18 +288,83 @@ def read_spec(directory: Path) -> dict:
     return spec
 
 
-def load_bundle(directory: str | os.PathLike, *, verify: bool = True) -> Bundle:
-    """Read and validate a bundle; with ``verify`` recompute its ``bundle_id`` from config and weights."""
+def load_bundle(directory: str | os.PathLike, *, verify: bool = True, stamps: Path | None = None) -> Bundle:
+    """Read and validate a bundle; with ``verify`` recompute its ``bundle_id`` from config and weights.
+
+    ``stamps``: a JSON file remembering bundles that passed, by the stat stamp of ``bundle.json`` and of
+    every weights file (:func:`_file_stamps`): a bundle whose files are the very ones that passed is not
+    hashed again (13 MB per cold ``earshot search`` for the default bundle, gigabytes for a large one).
+    A weights file rewritten in any way (even with its size and modification time put back) changes its
+    ctime, so it is hashed again; so is a bundle whose model sections changed. An unreadable or unwritable stamps file only means hashing."""
     directory = Path(directory)
     spec = read_spec(directory)
     if verify:
+        stamp = None
+        if stamps is not None:
+            stamp = _file_stamps(directory, spec)
+            if stamp is not None and _read_stamps(stamps).get(str(directory.resolve())) == stamp:
+                return Bundle(path=directory, spec=spec)
         actual = compute_bundle_id(directory, spec)
         if actual != spec["bundle_id"]:
             raise BundleError(
                 f"bundle {directory} failed its integrity check: bundle_id {spec['bundle_id'][:12]}… "
                 f"but the weights and config hash to {actual[:12]}… (modified or damaged)"
             )
+        if stamp is not None and stamp == _file_stamps(directory, spec):  # unchanged while it was hashed
+            _remember_stamp(stamps, str(directory.resolve()), stamp)
     return Bundle(path=directory, spec=spec)
+
+
+_STAMPS_KEPT = 16  # bundles remembered per stamps file
+
+
+def _model_json(spec: Mapping[str, Any]) -> bytes:
+    """The canonical JSON of the model-defining sections (the first thing :func:`compute_bundle_id` hashes)."""
+    return json.dumps({k: spec[k] for k in _MODEL_KEYS}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _file_stamps(directory: Path, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``{"bundle_id", "model": sha256 of the model sections, "files": {name: [device, inode, size, mtime_ns,
+    ctime_ns]}}`` of the weights files, or ``None`` when one cannot be read (it is then hashed, and fails
+    there)."""
+    files = {}
+    try:
+        for name in weight_files(spec):  # inside the bundle: read_spec checked
+            st = os.stat(directory / name)
+            files[name] = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    except OSError:
+        return None
+    return {"bundle_id": spec["bundle_id"], "model": hashlib.sha256(_model_json(spec)).hexdigest(), "files": files}
+
+
+def _read_stamps(path: Path) -> dict[str, Any]:
+    try:
+        got = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
+def _remember_stamp(path: Path, key: str, stamp: dict[str, Any]) -> None:
+    """Add ``key: stamp`` to the stamps file (atomically; the oldest entries beyond :data:`_STAMPS_KEPT`
+    dropped). A file that cannot be written is left as it is."""
+    stamps = _read_stamps(path)
+    stamps.pop(key, None)
+    stamps[key] = stamp
+    stamps = dict(list(stamps.items())[-_STAMPS_KEPT:])
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(stamps, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        log.debug("bundle stamps %s not written: %s", path, exc)
 
 
 def write_bundle(

@@ -44,6 +44,7 @@ from engine.storage.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 DB_NAME = "earshot.db"
+BUNDLE_STAMPS = "bundles-verified.json"  # bundles whose weights hashed right, by file stamps (engine.bundle)
 SAMPLE = 32  # vectors of a loaded index compared with the database, each way
 QUERY_CACHE = 64  # query embeddings remembered per library
 
@@ -88,7 +89,7 @@ class Library:
                     recorded = db.get_meta(conn, "bundle_path")
                 if recorded and Path(recorded).exists():
                     bundle = recorded
-            self.bundle = load_bundle(resolve_bundle(bundle))
+            self.bundle = load_bundle(resolve_bundle(bundle), stamps=self.path / "index" / BUNDLE_STAMPS)
         self._encoder = None
         self._text_encoder = None
         self._name_encoder = None

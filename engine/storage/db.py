@@ -41,12 +41,15 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import (
     BigInteger,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
@@ -60,7 +63,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from engine.errors import LibraryDamagedError, LibraryError
 from engine.storage import fts
@@ -71,101 +73,114 @@ SCHEMA_VERSION = 4
 VECTOR_DTYPE = np.float16
 
 
-class Base(DeclarativeBase):
-    pass
+class _Table:
+    """One table for Core statements: its columns as attributes (``File.id``) and the table itself
+    (``File.__table__``). SQLAlchemy takes it wherever a table goes (``select_from(File)``, ``join``,
+    ``insert``/``update``/``delete``) through ``__clause_element__``. Plain Core, no ORM: importing
+    ``sqlalchemy.orm`` and mapping the classes cost ~80 ms of every ``earshot search`` (issue 11)."""
+
+    def __init__(self, name: str, *columns, **kwargs) -> None:
+        self.__table__ = Table(name, metadata, *columns, **kwargs)
+        for col in self.__table__.columns:
+            setattr(self, col.key, col)
+
+    def __clause_element__(self) -> Table:
+        return self.__table__
 
 
-class Meta(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+def _col(name: str, type_, *args, nullable: bool = False, **kwargs) -> Column:
+    """A column, NOT NULL unless ``nullable`` (as the ORM mapping this replaced declared them)."""
+    return Column(name, type_, *args, nullable=nullable, **kwargs)
 
 
-class Root(Base):
-    __tablename__ = "roots"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
-    added_at: Mapped[float] = mapped_column(Float)
-    last_indexed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+metadata = MetaData()
 
+Meta = _Table("meta", _col("key", String, primary_key=True), _col("value", Text))
 
-class File(Base):
-    __tablename__ = "files"
-    __table_args__ = (
-        UniqueConstraint("root_id", "rel_path"),
-        Index("ix_files_hash", "content_hash"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    root_id: Mapped[int] = mapped_column(ForeignKey("roots.id", ondelete="CASCADE"), index=True)
-    rel_path: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    content_hash: Mapped[str | None] = mapped_column(String, nullable=True)
-    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    sample_rate: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    channels: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    format: Mapped[str | None] = mapped_column(String, nullable=True)
-    subtype: Mapped[str | None] = mapped_column(String, nullable=True)
-    metadata_json: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[str] = mapped_column(String, default="ok")
-    error_reason: Mapped[str | None] = mapped_column(String, nullable=True)
-    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    indexed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+Root = _Table(
+    "roots",
+    _col("id", Integer, primary_key=True),
+    _col("path", Text, unique=True),
+    _col("added_at", Float),
+    _col("last_indexed_at", Float, nullable=True),
+)
 
+File = _Table(
+    "files",
+    _col("id", Integer, primary_key=True),
+    _col("root_id", Integer, ForeignKey("roots.id", ondelete="CASCADE"), index=True),
+    _col("rel_path", Text),
+    _col("size", BigInteger),
+    _col("mtime_ns", BigInteger),
+    _col("content_hash", String, nullable=True),
+    _col("duration_s", Float, nullable=True),
+    _col("sample_rate", Integer, nullable=True),
+    _col("channels", Integer, nullable=True),
+    _col("format", String, nullable=True),
+    _col("subtype", String, nullable=True),
+    _col("metadata_json", Text, nullable=True),
+    _col("status", String, default="ok"),
+    _col("error_reason", String, nullable=True),
+    _col("error_message", Text, nullable=True),
+    _col("indexed_at", Float, nullable=True),
+    UniqueConstraint("root_id", "rel_path"),
+    Index("ix_files_hash", "content_hash"),
+)
 
-class Window(Base):
-    __tablename__ = "windows"
-    # AUTOINCREMENT: ids are never reused, so a stale HNSW index can catch up by id.
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
-    start_s: Mapped[float] = mapped_column(Float)
-    end_s: Mapped[float] = mapped_column(Float)
+# AUTOINCREMENT: ids are never reused, so a stale HNSW index can catch up by id.
+Window = _Table(
+    "windows",
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), index=True),
+    _col("start_s", Float),
+    _col("end_s", Float),
+    sqlite_autoincrement=True,
+)
 
-
-class Vector(Base):
-    __tablename__ = "vectors"
-    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True)
-    bundle_id: Mapped[str] = mapped_column(String, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+Vector = _Table(
+    "vectors",
+    _col("window_id", Integer, ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True),
+    _col("bundle_id", String, primary_key=True),
+    _col("data", LargeBinary),
     # The generation that stored it: an index saved at generation g catches up with rows > g.
-    generation: Mapped[int] = mapped_column(Integer, index=True, default=0)
+    _col("generation", Integer, index=True, default=0),
+)
 
+Tombstone = _Table(
+    "tombstones",
+    _col("window_id", Integer, primary_key=True),
+    _col("generation", Integer, index=True),
+)
 
-class Tombstone(Base):
-    __tablename__ = "tombstones"
-    window_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer, index=True)
+Feature = _Table(
+    "features",
+    _col("window_id", Integer, ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True),
+    _col("backbone", String, primary_key=True),
+    _col("data", LargeBinary),
+)
 
+FileText = _Table(
+    "file_texts",
+    _col("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    _col("text", Text),
+    _col("informativeness", Float),
+    _col("encoder", String),
+    _col("data", LargeBinary),
+    _col("generation", Integer, index=True, default=0),
+)
 
-class Feature(Base):
-    __tablename__ = "features"
-    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True)
-    backbone: Mapped[str] = mapped_column(String, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class FileText(Base):
-    __tablename__ = "file_texts"
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
-    text: Mapped[str] = mapped_column(Text)
-    informativeness: Mapped[float] = mapped_column(Float)
-    encoder: Mapped[str] = mapped_column(String)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-    generation: Mapped[int] = mapped_column(Integer, index=True, default=0)
-
-
-class BundleRow(Base):
-    __tablename__ = "bundles"
-    bundle_id: Mapped[str] = mapped_column(String, primary_key=True)
-    name: Mapped[str] = mapped_column(String)
-    version: Mapped[str] = mapped_column(String)
-    dim: Mapped[int] = mapped_column(Integer)
-    added_at: Mapped[float] = mapped_column(Float)
+BundleRow = _Table(
+    "bundles",
+    _col("bundle_id", String, primary_key=True),
+    _col("name", String),
+    _col("version", String),
+    _col("dim", Integer),
+    _col("added_at", Float),
+)
 
 
 # Migrations: MIGRATIONS[v] upgrades a database at schema version v-1 to v. A new database gets
-# ``Base.metadata.create_all`` plus every migration's idempotent DDL.
+# ``metadata.create_all`` plus every migration's idempotent DDL.
 Migration = Callable[[Connection], None]
 
 
@@ -427,7 +442,7 @@ def _migrate(engine: Engine) -> None:
 def _migrate_locked(conn: Connection) -> None:
     has_meta = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")).first()
     if not has_meta:
-        Base.metadata.create_all(conn)
+        metadata.create_all(conn)
         _create_fts(conn)
         _put_meta(conn, "schema_version", str(SCHEMA_VERSION))
         _put_meta(conn, "generation", "0")

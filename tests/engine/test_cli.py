@@ -85,6 +85,26 @@ def test_queries_file_prints_one_json_line_per_query(indexed, tiny, capsys, tmp_
     assert all(len(x["hits"]) == 2 and HIT_KEYS <= set(x["hits"][0]) for x in lines)
 
 
+def test_a_search_in_a_fresh_process_leaves_the_orm_out(indexed, tiny, capsys):
+    """A cold `earshot search` pays for every module it imports (issue 11): the storage layer is
+    SQLAlchemy Core, so the ORM (~80 ms of each start) is never imported — and the answer is the
+    in-process one."""
+    root, lib = indexed
+    run(capsys, "--library", lib, "--model", tiny, "index", root)
+    code, out, _ = run(capsys, "--library", lib, "search", "a low hum", "-k", "3", "--json")
+    assert code == 0
+    script = ("import json, sys\nfrom engine.cli import main\n"
+              f"code = main(['--library', {str(lib)!r}, 'search', 'a low hum', '-k', '3', '--json'])\n"
+              "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('sqlalchemy'))]))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    hits, status = proc.stdout.splitlines()
+    code, modules = json.loads(status)
+    assert code == 0 and json.loads(hits) == json.loads(out)
+    assert "sqlalchemy.engine" in modules  # the check sees what was imported
+    assert not [m for m in modules if m.startswith("sqlalchemy.orm")], modules
+
+
 def test_errors_go_to_stderr_with_nonzero_exit(indexed, tiny, capsys, tmp_path):
     root, lib = indexed
     code, out, err = run(capsys, "--library", lib, "--model", tiny, "search", "")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -90,6 +92,46 @@ def test_bundle_integrity_is_checked(tmp_path):
         load_bundle(d)
     with pytest.raises(BundleError, match="no bundle.json"):
         load_bundle(tmp_path)
+
+
+def test_a_bundle_that_passed_is_hashed_again_only_when_a_file_changed(tmp_path, monkeypatch):
+    from engine import bundle as bundle_mod
+
+    d = make_tiny_bundle(tmp_path / "b")
+    stamps = tmp_path / "lib" / "index" / "stamps.json"
+    hashed = []
+    real = bundle_mod.compute_bundle_id
+    monkeypatch.setattr(bundle_mod, "compute_bundle_id", lambda *a: hashed.append(1) or real(*a))
+    load_bundle(d, stamps=stamps)
+    assert len(hashed) == 1 and stamps.is_file()
+    assert load_bundle(d, stamps=stamps).bundle_id == load_bundle(d).bundle_id
+    assert len(hashed) == 2  # remembered: only the load without stamps hashed
+    # the model sections changed (bundle_id left as it was): hashed, refused
+    spec = json.loads((d / "bundle.json").read_text())
+    changed = json.loads(json.dumps(spec))
+    changed["text"]["normalisation"]["max_chars"] = 7
+    (d / "bundle.json").write_text(json.dumps(changed))
+    with pytest.raises(BundleError, match="integrity"):
+        load_bundle(d, stamps=stamps)
+    (d / "bundle.json").write_text(json.dumps(spec))
+    load_bundle(d, stamps=stamps)
+    # one byte of the weights changed, the size and modification time put back: its ctime tells
+    time.sleep(0.05)  # past the file system's timestamp tick
+    heads = d / "heads.safetensors"
+    st = heads.stat()
+    data = bytearray(heads.read_bytes())
+    data[-1] ^= 0xFF
+    heads.write_bytes(bytes(data))
+    os.utime(heads, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(BundleError, match="integrity"):
+        load_bundle(d, stamps=stamps)
+    # a stamps file that is not JSON only means hashing
+    stamps.write_text("{not json")
+    data[-1] ^= 0xFF
+    heads.write_bytes(bytes(data))
+    n = len(hashed)
+    load_bundle(d, stamps=stamps)
+    assert len(hashed) == n + 1 and json.loads(stamps.read_text())
 
 
 def test_weights_must_fit_the_architecture(tmp_path):
