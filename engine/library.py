@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import threading
 from pathlib import Path
@@ -401,8 +402,8 @@ class Library:
         ).one()
         if lo is None:
             return None if idx.count == 0 else "the index has vectors, the database none"
-        rng = np.random.default_rng()
-        for start in rng.integers(int(lo), int(hi) + 1, size=SAMPLE // 2):
+        rng = random.Random()  # not numpy.random: ~10 ms to import on every cold search
+        for start in (rng.randint(int(lo), int(hi)) for _ in range(SAMPLE // 2)):
             row = conn.execute(
                 select(db.Vector.window_id, db.Vector.data)
                 .where(db.Vector.bundle_id == b.bundle_id, db.Vector.window_id >= int(start),
