@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import json
 import logging
 import signal
@@ -301,7 +302,33 @@ def _notice_newer_default(lib) -> None:
         print(f"earshot: {notice}", file=sys.stderr)
 
 
+class _CollectorPaused:
+    """Python's cyclic garbage collector off while a quick command starts, then back as it was.
+
+    Importing numpy and SQLAlchemy and opening a library make a few hundred thousand objects that live as long
+    as the process; each collection pass walks them again and frees nothing (~40 ms of a cold ``earshot
+    search``, issue 11). :meth:`resume` (after a first answer: ``--queries`` goes on) turns the collector back
+    on; leaving restores the state found (tests call :func:`main` in-process)."""
+
+    def __enter__(self) -> _CollectorPaused:
+        self._was = gc.isenabled()
+        gc.disable()
+        return self
+
+    def resume(self) -> None:
+        if self._was:
+            gc.enable()
+
+    def __exit__(self, *exc) -> None:
+        self.resume()
+
+
 def cmd_search(args) -> int:
+    with _CollectorPaused() as collector:
+        return _search(args, collector)
+
+
+def _search(args, collector: _CollectorPaused) -> int:
     from engine.errors import QueryError
     from engine.search import Searcher
 
@@ -334,6 +361,7 @@ def cmd_search(args) -> int:
                 else:
                     print(f"# {_clean(q)}")
                     _print_hits(hits, False, args.all)
+                collector.resume()
             return 2 if failed else 0
         _print_hits(searcher.search(args.query, args.k, filters, args.mode), args.json, args.all)
         return 0
@@ -342,15 +370,16 @@ def cmd_search(args) -> int:
 
 
 def cmd_similar(args) -> int:
-    from engine.search import Searcher
+    with _CollectorPaused():
+        from engine.search import Searcher
 
-    lib = _open_library(args)
-    try:
-        hits = Searcher(lib).similar(args.path, args.k, _make_filters(args), start_s=args.start, end_s=args.end)
-        _print_hits(hits, args.json)
-        return 0
-    finally:
-        lib.close()
+        lib = _open_library(args)
+        try:
+            hits = Searcher(lib).similar(args.path, args.k, _make_filters(args), start_s=args.start, end_s=args.end)
+            _print_hits(hits, args.json)
+            return 0
+        finally:
+            lib.close()
 
 
 def cmd_status(args) -> int:

@@ -105,6 +105,39 @@ def test_a_search_in_a_fresh_process_leaves_the_orm_out(indexed, tiny, capsys):
     assert not [m for m in modules if m.startswith("sqlalchemy.orm")], modules
 
 
+def test_the_collector_pauses_for_the_first_answer_only(indexed, tiny, capsys, tmp_path, monkeypatch):
+    """No cyclic-GC passes over the start-up's objects before the first answer (issue 11: ~40 ms of a cold
+    search); with --queries the collector is back from the second query on, and after the command it is as
+    it was."""
+    import gc
+
+    from engine.search import Searcher
+
+    root, lib = indexed
+    run(capsys, "--library", lib, "--model", tiny, "index", root)
+    seen = []
+    real = Searcher.search
+
+    def spy(self, *a, **k):
+        seen.append(gc.isenabled())
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Searcher, "search", spy)
+    qf = tmp_path / "q.txt"
+    qf.write_text("low hum\nhiss\nwhistle\n")
+    assert gc.isenabled()
+    code, _, _ = run(capsys, "--library", lib, "search", "--queries", qf, "--json", "-k", "2")
+    assert code == 0 and seen == [False, True, True] and gc.isenabled()
+    code, _, _ = run(capsys, "--library", lib, "search", "hiss", "--json")
+    assert code == 0 and seen[-1] is False and gc.isenabled()
+    gc.disable()
+    try:  # a caller that had it off keeps it off
+        run(capsys, "--library", lib, "search", "--queries", qf, "--json")
+        assert not gc.isenabled() and seen[-3:] == [False, False, False]
+    finally:
+        gc.enable()
+
+
 def test_errors_go_to_stderr_with_nonzero_exit(indexed, tiny, capsys, tmp_path):
     root, lib = indexed
     code, out, err = run(capsys, "--library", lib, "--model", tiny, "search", "")
