@@ -20,6 +20,7 @@ import errno
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -323,8 +324,23 @@ class _CollectorPaused:
         self.resume()
 
 
+def _numpy_with_one_blas_thread() -> None:
+    """Import numpy with OpenBLAS on one thread, unless numpy is loaded already or the user chose
+    (``OPENBLAS_NUM_THREADS``). A search computes on one BLAS thread anyway
+    (:func:`engine.text_encoder.one_blas_thread`), and the worker thread OpenBLAS starts when it is loaded
+    spins for ~60 ms of CPU, which a shared 2-core machine takes from the search (issue 11)."""
+    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read once, when the library is loaded
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
+
+
 def cmd_search(args) -> int:
     with _CollectorPaused() as collector:
+        _numpy_with_one_blas_thread()
         return _search(args, collector)
 
 
@@ -536,7 +552,36 @@ COMMANDS = {"index": cmd_index, "search": cmd_search, "similar": cmd_similar, "s
             "remove": cmd_remove, "repair": cmd_repair, "models": cmd_models, "learn": cmd_learn}
 
 
+#: Commands after which the ``earshot`` process leaves without tearing the interpreter down (:func:`run`).
+QUICK_EXIT = frozenset({"search", "similar"})
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``earshot`` command; return its exit status (in-process callers, tests)."""
+    return _main(argv)[0]
+
+
+def run() -> None:
+    """The ``earshot`` console command and ``python -m engine.cli``: :func:`main`, then exit. After a quick
+    command (:data:`QUICK_EXIT`) the process leaves at once, its output flushed, without the interpreter's
+    teardown: freeing the few hundred thousand objects numpy, SQLAlchemy and the loaded indexes made is
+    ~100 ms of a cold ``earshot search`` (issue 11), and nothing depends on it (the command closed the
+    library; searching writes nothing else). Other commands (indexing, a Ray cluster's shutdown) exit as
+    usual."""
+    code, command = _main(None)
+    if command not in QUICK_EXIT:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`), a closed stream
+            pass
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> tuple[int, str]:
+    """``(exit status, command)``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for name, default in (("library", None), ("model", None), ("device", None), ("json", False), ("verbose", 0)):
@@ -544,6 +589,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, default)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return _dispatch(args), args.command
+
+
+def _dispatch(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except EarshotError as exc:
@@ -583,4 +632,4 @@ def _fail(message: str, code: int, exc: BaseException | None = None, args=None) 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -31,8 +31,9 @@ import re
 import threading
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from filelock import FileLock, Timeout
 from sqlalchemy import delete, func, select
 
 from engine.bundle import Bundle, load_bundle, read_spec, resolve_bundle
@@ -41,6 +42,9 @@ from engine.name_index import NameIndex, sync_file_texts
 from engine.names import NAME_DIM, NAME_ENCODER_ID
 from engine.storage import db
 from engine.storage.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,8 @@ class Library:
         probe = None
         try:
             if wal.exists() and wal.stat().st_size > 0:
+                from filelock import FileLock, Timeout  # here and below: ~10 ms of a cold search's imports
+
                 lock = FileLock(str(self.path / "write.lock"))
                 try:
                     lock.acquire(timeout=0)
@@ -285,6 +291,8 @@ class Library:
         its vectors are complete, see :meth:`record_bundle`)."""
         if self._write_lock is not None:
             return
+        from filelock import FileLock, Timeout
+
         lock = FileLock(str(self.path / "write.lock"))
         try:
             lock.acquire(timeout=0)
@@ -488,6 +496,8 @@ class Library:
     def save_index(self) -> None:
         """Save the index atomically with the generation it matches (never over a newer saved one); the
         writer then prunes the tombstones that the saved file already reflects."""
+        from filelock import FileLock, Timeout
+
         with self._index_lock:
             if self._index is None:
                 return

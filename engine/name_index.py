@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock, Timeout
 from sqlalchemy import func, select
 
 from engine.names import file_text
@@ -126,7 +125,9 @@ class NameIndex:
     def _save(self) -> None:
         saved = VectorIndex.read_meta(self.path)
         if saved and isinstance(saved.get("generation"), int) and saved["generation"] >= self._gen:
-            return  # the usual case, a reader that loaded the saved file: no lock taken
+            return  # the usual case, a reader that loaded the saved file: no lock taken (nor filelock imported)
+        from filelock import FileLock, Timeout
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.path) + ".lock", timeout=5):

@@ -138,12 +138,9 @@ class NumpyTextEncoder:
             needed = {m.text_backbone for m in self.members}
             self._backbones = {name: MiniLMNumpy.from_entry(entry, self.bundle.path)
                                for name, entry in self.bundle.text_backbones.items() if name in needed}
-            files: dict[str, dict[str, np.ndarray]] = {}
-            for m in self.members:
-                if m.weights and m.weights not in files:
-                    files[m.weights] = read_safetensors(self.bundle.file(m.weights), what="head weights")
-                state = {k[len(f"{m.prefix}text."):]: v for k, v in files.get(m.weights, {}).items()
-                         if k.startswith(f"{m.prefix}text.")}
+            for m in self.members:  # only the text heads' tensors are read (and made float32)
+                state = read_safetensors(self.bundle.file(m.weights), f"{m.prefix}text.",
+                                         what="head weights") if m.weights else {}
                 try:
                     self._heads[m.name] = NUMPY_HEADS[m.text_head["arch"]](m.text_head.get("config", {}), state)
                 except KeyError as exc:

@@ -87,22 +87,44 @@ def test_queries_file_prints_one_json_line_per_query(indexed, tiny, capsys, tmp_
 
 def test_a_search_in_a_fresh_process_leaves_the_orm_out(indexed, tiny, capsys):
     """A cold `earshot search` pays for every module it imports (issue 11): the storage layer is
-    SQLAlchemy Core, so the ORM (~80 ms of each start) is never imported — and the answer is the
-    in-process one."""
+    SQLAlchemy Core, so the ORM (~80 ms of each start) is never imported, nor filelock (~10 ms: a reader
+    takes no lock) — and the answer is the in-process one."""
     root, lib = indexed
     run(capsys, "--library", lib, "--model", tiny, "index", root)
     code, out, _ = run(capsys, "--library", lib, "search", "a low hum", "-k", "3", "--json")
     assert code == 0
     script = ("import json, sys\nfrom engine.cli import main\n"
               f"code = main(['--library', {str(lib)!r}, 'search', 'a low hum', '-k', '3', '--json'])\n"
-              "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('sqlalchemy'))]))")
+              "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'filelock')))]))")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[2])
     hits, status = proc.stdout.splitlines()
     code, modules = json.loads(status)
     assert code == 0 and json.loads(hits) == json.loads(out)
     assert "sqlalchemy.engine" in modules  # the check sees what was imported
-    assert not [m for m in modules if m.startswith("sqlalchemy.orm")], modules
+    assert not [m for m in modules if m.startswith(("sqlalchemy.orm", "filelock"))], modules
+
+
+def test_a_quick_command_leaves_without_the_interpreter_teardown(indexed, tiny, capsys):
+    """`earshot search` exits as soon as its output is flushed (issue 11: the teardown was ~100 ms of a cold
+    search): same answer, same exit status, atexit handlers skipped; other commands exit as usual."""
+    root, lib = indexed
+    run(capsys, "--library", lib, "--model", tiny, "index", root)
+    code, out, _ = run(capsys, "--library", lib, "search", "a low hum", "-k", "3", "--json")
+    assert code == 0
+    script = ("import atexit, sys\natexit.register(lambda: print('torn down', file=sys.stderr))\n"
+              "from engine.cli import run\nrun()")
+
+    def earshot(*argv):
+        return subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+
+    p = earshot("--library", lib, "search", "a low hum", "-k", "3", "--json")
+    assert (p.returncode, json.loads(p.stdout)) == (0, json.loads(out)) and "torn down" not in p.stderr
+    p = earshot("--library", lib, "search", "")
+    assert p.returncode == 2 and "empty" in p.stderr and "torn down" not in p.stderr
+    p = earshot("--library", lib, "status", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["files"] == 4 and "torn down" in p.stderr
 
 
 def test_the_collector_pauses_for_the_first_answer_only(indexed, tiny, capsys, tmp_path, monkeypatch):

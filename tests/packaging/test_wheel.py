@@ -64,7 +64,7 @@ def test_wheel_carries_every_bundle_byte_for_byte(wheel) -> None:
         top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
         assert top == {"engine", "desktop_app", "training"}
         entry_points = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-        for script in ("earshot = engine.cli:main", "earshot-app = desktop_app.main:main"):
+        for script in ("earshot = engine.cli:run", "earshot-app = desktop_app.main:main"):
             assert script in entry_points
 
 
