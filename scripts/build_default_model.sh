@@ -4,7 +4,7 @@
 #
 #   scripts/build_default_model.sh [RUNS_DIR] [BUNDLE_DEST]
 #     RUNS_DIR     default runs/sfx-small            (checkpoints, metrics, curves; git-ignored)
-#     BUNDLE_DEST  default RUNS_DIR/bundle/earshot-sfx-small-2.0.0
+#     BUNDLE_DEST  default RUNS_DIR/bundle/<name>-<version> of the recipe (earshot-sfx-small-2.1.0)
 #   Environment: PYTHON (interpreter, absolute; default the repository's .venv/bin/python),
 #                SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
 #                LAST_STAGE (1: stage-1 members, as 2.0.0; 3: + teacher, distillation and augmentation,
@@ -17,11 +17,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/sfx-small}
-DEST=${2:-$RUNS/bundle/earshot-sfx-small-2.0.0}
 SEEDS=${SEEDS:-0 1 2}
 THREADS=${THREADS:-1}
 PY="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: some steps run in another folder
 R=${RECIPE:-training/recipes/sfx-small}
+DEST=${2:-$RUNS/bundle/$("$PY" -c "import sys; from training.config import load_recipe; r = load_recipe(sys.argv[1]); print(f'{r.name}-{r.version}')" "$R/stage1.toml")}
 QUICK=${QUICK:-0}
 LAST_STAGE=${LAST_STAGE:-1}
 KEEP=${KEEP-resources/models/earshot-sfx-small-1.0.0}
