@@ -30,7 +30,6 @@ import random
 import re
 import threading
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
