@@ -296,7 +296,10 @@ class EvalConfig:
 class EnsembleConfig:
     """Ensemble weight search: ``members`` (run directories), grid ``step``, on eval set ``eval_set``;
     ``search``: how the weights are found; ``max_members`` (0: no limit; grid search only): at most this
-    many members get a non-zero weight (each one adds ``embed_dim`` dimensions to every stored vector)."""
+    many members get a non-zero weight (each one adds ``embed_dim`` dimensions to every stored vector);
+    ``tolerance`` (grid search only, in units of the metric: 0.01 = one point of mAP): among the grid points
+    within this much of the best, the most balanced weights win — a small validation set cannot tell
+    such points apart, and balanced weights hold up better on unseen queries."""
 
     members: tuple[str, ...] = ()
     eval_set: str = "val"
@@ -307,6 +310,7 @@ class EnsembleConfig:
     #: or ``"uniform"`` (see :mod:`training.ensemble`).
     search: str = "auto"
     max_members: int = 0
+    tolerance: float = 0.0
 
 
 @dataclass(frozen=True)

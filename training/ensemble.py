@@ -52,28 +52,25 @@ def search_weights(
     step: float = 0.1,
     metric: str = "map@16",
     max_members: int = 0,
+    tolerance: float = 0.0,
 ) -> tuple[tuple[float, ...], float]:
-    """Best weights and their metric. ``member_scores``: per member float ``[Q, R]`` (queries × audio rows),
-    rows grouped into clips by ``offsets`` ``[N + 1]``. Among equally good weights the most balanced
-    (closest to uniform) wins, then the earliest grid point. ``max_members`` > 0 keeps only grid points
-    with at most that many non-zero weights."""
-    best: tuple[tuple[float, ...], float, float] | None = None
+    """Chosen weights and their metric. ``member_scores``: per member float ``[Q, R]`` (queries × audio
+    rows), rows grouped into clips by ``offsets`` ``[N + 1]``. Among the grid points within ``tolerance``
+    of the best value (0: equally good ones) the most balanced (closest to uniform) wins, then the earliest
+    grid point. ``max_members`` > 0 keeps only grid points with at most that many non-zero weights."""
     stacked = np.stack([np.asarray(s, dtype=np.float32) for s in member_scores])
     uniform = np.full(len(member_scores), 1.0 / len(member_scores))
+    points: list[tuple[tuple[float, ...], float, float]] = []
     for w in weight_grid(len(member_scores), step):
         if max_members > 0 and sum(x > 0 for x in w) > max_members:
             continue
         fused = np.tensordot(np.asarray(w, dtype=np.float32), stacked, axes=1)
         value = _metric(clip_scores(fused, offsets), relevant, metric)
-        spread = float(np.abs(np.asarray(w) - uniform).sum())
-        if (
-            best is None
-            or value > best[1] + 1e-12
-            or (abs(value - best[1]) <= 1e-12 and spread < best[2] - 1e-12)
-        ):
-            best = (w, value, spread)
-    assert best is not None
-    return best[0], best[1]
+        points.append((w, value, float(np.abs(np.asarray(w) - uniform).sum())))
+    best = max(p[1] for p in points)
+    near = [p for p in points if p[1] >= best - max(tolerance, 0.0) - 1e-12]
+    chosen = min(near, key=lambda p: round(p[2], 9))  # min keeps the earliest of equal spreads
+    return chosen[0], chosen[1]
 
 
 def grid_size(n: int, step: float) -> int:
@@ -163,7 +160,13 @@ def run_ensemble(recipe: Recipe, device: str = "cpu") -> dict:
         raise EarshotError(f"ensemble.max_members needs search = \"grid\" (this one is {search!r})")
     if search == "grid":
         weights, value = search_weights(
-            scores, offsets, eval_set.relevant, step=e.step, metric=e.metric, max_members=e.max_members
+            scores,
+            offsets,
+            eval_set.relevant,
+            step=e.step,
+            metric=e.metric,
+            max_members=e.max_members,
+            tolerance=e.tolerance,
         )
     elif search == "coordinate":
         weights, value = coordinate_weights(scores, offsets, eval_set.relevant, step=e.step, metric=e.metric)

@@ -33,6 +33,19 @@ def test_the_mixture_that_ranks_every_query_right_is_found() -> None:
     assert alone == (1.0,) and v_alone == pytest.approx(0.75)  # AP 1 and 1/2
 
 
+def test_a_tolerance_prefers_balanced_weights_that_are_nearly_as_good() -> None:
+    # The members of the test above: only w = 0.7-0.9 on A rank both queries right (mean AP 1.0); at
+    # 0.5 query 0's clip comes second (AP 1/2, mean 0.75); at 0.6 the same.
+    a = np.array([[0.9, 0.1, 0.0], [0.55, 0.5, 0.0]])
+    b = np.array([[0.0, 1.3, 0.0], [0.0, 1.0, 0.0]])
+    offsets = np.arange(4)
+    relevant = [{0}, {1}]
+    strict, v_strict = search_weights([a, b], offsets, relevant, step=0.1, tolerance=0.2)
+    assert strict == pytest.approx((0.7, 0.3)) and v_strict == pytest.approx(1.0)
+    loose, v_loose = search_weights([a, b], offsets, relevant, step=0.1, tolerance=0.3)
+    assert loose == pytest.approx((0.5, 0.5)) and v_loose == pytest.approx(0.75)
+
+
 def test_fused_windows_are_scored_per_clip_by_their_best_window() -> None:
     # One query, two clips; clip 0 has two windows. The ensemble score of a window is the weighted sum
     # of member scores, and a clip scores as its best fused window (not the sum of per-member maxima).
