@@ -255,8 +255,7 @@ def open_engine(path: Path, *, check: bool = False) -> Engine:
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _set_sqlite_pragmas)
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        _enter_wal(engine)
         _migrate(engine)
         if check:
             problem = quick_check(engine)
@@ -269,6 +268,27 @@ def open_engine(path: Path, *, check: bool = False) -> Engine:
         engine.dispose()
         raise translate_error(exc, path, opening=True) from exc
     return engine
+
+
+#: How long :func:`_enter_wal` retries a new database's switch to WAL that another process is making too.
+WAL_SWITCH_RETRY_S = 10.0
+
+
+def _enter_wal(engine: Engine) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while SQLite answers "database is locked". Two processes creating
+    one library at once can both try the switch; SQLite may refuse one at once, without its busy timeout
+    (a lock it cannot wait for without risking a deadlock), so that process waits and tries again."""
+    deadline = time.monotonic() + WAL_SWITCH_RETRY_S
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            return
+        except DBAPIError as exc:
+            msg = str(getattr(exc, "orig", exc)).lower()
+            if ("locked" not in msg and "busy" not in msg) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def damaged_message(path: Path, problem: str) -> str:

@@ -105,3 +105,34 @@ def test_bulk_windows_continue_the_ids_and_round_trip(tmp_path):
         later = db.insert_windows(c, 3, np.zeros(1), np.ones(1), v[:1], "B", gen=4)
         assert later[0] == ids[-1] + 1  # the ORM path carries on after the bulk ids
         assert db.insert_windows_bulk(c, np.zeros(0, int), np.zeros(0), np.zeros(0), v[:0], "B", 5).size == 0
+
+
+def test_a_wal_switch_refused_as_locked_is_retried(tmp_path, monkeypatch):
+    # Two processes creating one library: SQLite may refuse one's switch to WAL at once ("database is
+    # locked", no busy wait). The refusal here is injected twice; opening must wait it out, not fail.
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    refusals = []
+
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        if "journal_mode=WAL" in statement and len(refusals) < 2:
+            refusals.append(statement)
+            raise sqlite3.OperationalError("database is locked")
+
+    event.listen(Engine, "before_cursor_execute", refuse)
+    try:
+        eng = db.open_engine(tmp_path / "x.db")
+    finally:
+        event.remove(Engine, "before_cursor_execute", refuse)
+    assert len(refusals) == 2
+    with eng.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    monkeypatch.setattr(db, "WAL_SWITCH_RETRY_S", 0.0)  # a lock that never goes away: a clear error
+    event.listen(Engine, "before_cursor_execute", refuse)
+    refusals.clear()
+    try:
+        with pytest.raises(LibraryError, match="busy"):
+            db.open_engine(tmp_path / "y.db")
+    finally:
+        event.remove(Engine, "before_cursor_execute", refuse)
