@@ -285,10 +285,15 @@ def _enter_wal(engine: Engine) -> None:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             return
         except DBAPIError as exc:
-            msg = str(getattr(exc, "orig", exc)).lower()
-            if ("locked" not in msg and "busy" not in msg) or time.monotonic() > deadline:
+            if not _is_busy(str(getattr(exc, "orig", exc))) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _is_busy(message: str) -> bool:
+    """Whether a database error message says another connection holds the lock ("database is locked")."""
+    low = message.lower()
+    return "database is locked" in low or "busy" in low
 
 
 def damaged_message(path: Path, problem: str) -> str:
@@ -309,7 +314,7 @@ def translate_error(exc: BaseException, path: Path | None = None, *, opening: bo
                             "the command again — what was committed before is kept")
     if "malformed" in low or "corrupt" in low:
         return LibraryDamagedError(damaged_message(path or Path("earshot.db"), msg))
-    if "database is locked" in low or "busy" in low:
+    if _is_busy(msg):
         return LibraryError(f"the library database{where} is busy ({msg}); try again in a moment")
     if "readonly" in low or "read-only" in low or "permission" in low:
         return LibraryError(f"the library database{where} cannot be written ({msg})")

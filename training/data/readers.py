@@ -74,10 +74,10 @@ def _root(src: SourceConfig) -> Path:
     return Path(src.audio_root) if src.audio_root else Path(src.path).parent
 
 
-def _open_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
+def _open_csv(path: Path, required: Iterable[str], delimiter: str = ",") -> list[dict[str, str]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, delimiter=delimiter)
             missing = set(required) - set(reader.fieldnames or ())
             if missing:
                 raise DataError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
@@ -141,19 +141,12 @@ def concept_key(concept: str) -> str:
 
 def read_concept_captions(path: Path) -> dict[str, list[str]]:
     """``concept → queries`` from a ``concept, query`` table (CSV, or TSV when the name ends in .tsv)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            if not {"concept", "query"} <= set(reader.fieldnames or ()):
-                raise DataError(f"{path} needs the columns concept and query")
-            out: dict[str, list[str]] = {}
-            for row in reader:
-                key, query = concept_key(row["concept"] or ""), " ".join((row["query"] or "").split())
-                if key and query:
-                    out.setdefault(key, []).append(query)
-            return out
-    except FileNotFoundError:
-        raise DataError(f"concept captions file not found: {path}") from None
+    out: dict[str, list[str]] = {}
+    for row in _open_csv(path, ["concept", "query"], "\t" if path.suffix.lower() == ".tsv" else ","):
+        key, query = concept_key(row["concept"] or ""), " ".join((row["query"] or "").split())
+        if key and query:
+            out.setdefault(key, []).append(query)
+    return out
 
 
 def _add_concept_captions(clips: list[Clip], path: Path, src: SourceConfig) -> list[Clip]:
