@@ -7,8 +7,9 @@
 #     BUNDLE_DEST  default RUNS_DIR/bundle/<name>-<version> of the recipe (earshot-sfx-small-2.1.0)
 #   Environment: PYTHON (interpreter, absolute; default the repository's .venv/bin/python),
 #                SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
-#                LAST_STAGE (1: stage-1 members, as 2.0.0; 3: + teacher, distillation and augmentation,
-#                cluster heads, as 1.0.0 was built), KEEP (a bundle whose members join the ensemble; default
+#                LAST_STAGE (3, the default: stage 1 + teacher, distillation and augmentation, cluster
+#                heads, as 1.0.0 and 2.1.0 were built; 1: stage-1 members only, as 2.0.x),
+#                KEEP (a bundle whose members join the ensemble; default
 #                resources/models/earshot-sfx-small-1.0.0, as 2.0.0; empty: none),
 #                RECIPE (default training/recipes/sfx-small), QUICK=1 (the reduced form the tests run: the
 #                recipe brings its own data and weights, so no corpus build, no download, no ablation table).
@@ -23,7 +24,7 @@ PY="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: some steps run in another fol
 R=${RECIPE:-training/recipes/sfx-small}
 DEST=${2:-$RUNS/bundle/$("$PY" -c "import sys; from training.config import load_recipe; r = load_recipe(sys.argv[1]); print(f'{r.name}-{r.version}')" "$R/stage1.toml")}
 QUICK=${QUICK:-0}
-LAST_STAGE=${LAST_STAGE:-1}
+LAST_STAGE=${LAST_STAGE:-3}
 KEEP=${KEEP-resources/models/earshot-sfx-small-1.0.0}
 CORPUS=${CORPUS:-data/debian_sfx/corpus}
 COVERAGE=${COVERAGE:-data/corpus2/corpus}
@@ -91,11 +92,14 @@ for run in $(ls -d $RUNS/stage[123]-s* 2>/dev/null); do
 done
 T export --config $R/export.toml --set "export.source=$RUNS/ensemble" --set "export.dest=$DEST"
 if [[ $QUICK != 1 ]]; then
+  "$PY" -m training.ablation "$RUNS" "$DEST" --eval-set dev > "$RUNS/ablation-dev.md"
   "$PY" -m training.ablation "$RUNS" "$DEST" --eval-set test > "$RUNS/ablation-test.md"
   "$PY" -m training.ablation "$RUNS" "$DEST" --eval-set blind > "$RUNS/ablation-blind.md"
   # The card is documentation, not part of bundle_id: add the stage tables, the measured feature ablation
   # (ABLATION.md) and the known weaknesses.
-  { printf '\n## Stages (test split, hand-checked multi-relevance queries)\n\n'; cat "$RUNS/ablation-test.md"
+  { printf '\n## Stages (development set: val clips, queries written apart from captioning; it chose the weights)\n\n'
+    cat "$RUNS/ablation-dev.md"
+    printf '\n## Stages (test split, hand-checked multi-relevance queries)\n\n'; cat "$RUNS/ablation-test.md"
     printf '\n## Stages (blind set: packages never trained on, queries written apart from captioning)\n\n'
     cat "$RUNS/ablation-blind.md"; cat "$R/ABLATION.md" "$R/WEAKNESSES.md"; } >> "$DEST/MODEL_CARD.md"
 fi

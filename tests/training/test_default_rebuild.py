@@ -4,6 +4,7 @@ aiSFX + MiniLM, every stage, ensemble, export) on a few synthetic clips for one 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,10 @@ train = [{src % "train"}]
 sources = [{src % "val"}]
 queries = {{path = "{corpus["queries"]}", audio_root = "{corpus["audio"]}"}}
 
+[data.eval.dev]
+sources = [{src % "val"}]
+queries = {{path = "{corpus["queries"]}", audio_root = "{corpus["audio"]}"}}
+
 [data.eval.test]
 sources = [{src % "test"}]
 queries = {{path = "{corpus["queries"]}", audio_root = "{corpus["audio"]}"}}
@@ -97,13 +102,15 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     corpus = syn.make_corpus(tmp_path / "corpus")
     recipe = _quick_recipe(tmp_path, corpus)
     runs, dest = tmp_path / "runs", tmp_path / "bundle" / "earshot-sfx-small-quick"
-    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1", "PYTHON": sys.executable,
-           "LAST_STAGE": "3"}  # the full chain (the default, LAST_STAGE=1, is its first part)
+    # The default chain (LAST_STAGE=3): stage 1, teacher, stages 2 and 3, ensemble (on dev), export.
+    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1", "PYTHON": sys.executable}
+    env.pop("LAST_STAGE", None)
     proc = subprocess.run(["bash", str(REPO / "scripts" / "build_default_model.sh"), str(runs), str(dest)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for stage in ("stage1-s0", "stage1-s1", "teacher", "stage2-s0", "stage3-s1", "ensemble", "kept/m0", "kept/m1"):
         assert (runs / stage).is_dir(), stage
+    assert json.loads((runs / "ensemble" / "ensemble.json").read_text())["eval_set"] == "dev"
     b = load_bundle(dest)
     assert b.trained and b.sample_rate == 44100 and len(b.members) >= 1
     assert b.spec["training"]["metrics"]["test"]["queries"] == len(syn.QUERIES)

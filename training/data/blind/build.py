@@ -26,7 +26,7 @@ import csv
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -411,13 +411,8 @@ KEY_PREFIXES: dict[str, str] = {
 
 
 def expand_queries(text: str, clips: Sequence[BlindClip]) -> list[tuple[str, str, list[str]]]:
-    """Parse the authoring file (``queries.txt``) into ``(category, query, relevant paths)``.
-
-    Lines ``category | query | KEY KEY ...`` give a query and its relevant clips, each key
-    ``PREFIX:stem`` (:data:`KEY_PREFIXES`) naming exactly one clip; lines ``= KEY KEY ...`` declare one
-    sound shipped under several names (a query relevant to one is relevant to all); ``#`` starts a
-    comment. Raises :class:`BlindSetError` for an unknown key, a repeated query or a malformed line.
-    """
+    """Parse the authoring file (``queries.txt``) into ``(category, query, relevant paths)``, each key
+    ``PREFIX:stem`` (:data:`KEY_PREFIXES`) naming exactly one clip (see :func:`expand_authoring`)."""
     by_key: dict[str, str] = {}
     for c in clips:
         prefix = next(k for k, v in KEY_PREFIXES.items() if v == c.package)
@@ -425,6 +420,17 @@ def expand_queries(text: str, clips: Sequence[BlindClip]) -> list[tuple[str, str
         if key in by_key:
             raise BlindSetError(f"two clips share the key {key}")
         by_key[key] = c.path
+    return expand_authoring(text, by_key)
+
+
+def expand_authoring(text: str, by_key: Mapping[str, str]) -> list[tuple[str, str, list[str]]]:
+    """Parse a query authoring file into ``(category, query, relevant paths)``.
+
+    Lines ``category | query | KEY KEY ...`` give a query and its relevant clips (``by_key`` maps each key
+    to a clip's path); lines ``= KEY KEY ...`` declare one sound shipped under several names (a query
+    relevant to one is relevant to all); ``#`` starts a comment. Raises :class:`BlindSetError` for an
+    unknown key, a repeated query or a malformed line.
+    """
 
     def resolve(keys: Iterable[str], n: int) -> list[str]:
         try:

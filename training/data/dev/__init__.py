@@ -1,0 +1,1 @@
+"""The development set: val clips, searched with queries written apart from captioning."""
