@@ -8,16 +8,8 @@ import csv
 import numpy as np
 import pytest
 
-from training.data.blind.build import BlindSetError
+from training.data.blind.build import BlindSetError, read_queries
 from training.data.dev import build as dev
-
-
-def _committed_queries() -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    with open(dev.HERE / "queries.csv", newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            out.setdefault(row["query"], set()).add(row["path"])
-    return out
 
 
 def test_committed_dev_set_is_the_val_split_and_its_authoring_file():
@@ -26,7 +18,7 @@ def test_committed_dev_set_is_the_val_split_and_its_authoring_file():
     assert set(keys.values()) == val and len(keys) == len(val) >= 300  # every val clip, each once
     entries = dev.expand_authoring(dev.AUTHORING.read_text(encoding="utf-8"), keys)
     assert len(entries) >= 200
-    assert {q: set(p) for _, q, p in entries} == _committed_queries()
+    assert {q: set(p) for _, q, p in entries} == read_queries(dev.HERE / "queries.csv")
     with open(dev.HERE / "query_categories.csv", newline="", encoding="utf-8") as fh:
         assert {r["query"]: r["category"] for r in csv.DictReader(fh)} == {q: c for c, q, _ in entries}
     covered = {p for _, _, paths in entries for p in paths}
