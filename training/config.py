@@ -314,6 +314,20 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class ExamplesConfig:
+    """The query-by-example member that export adds (:mod:`training.examples`); ``weight`` 0 adds none.
+
+    ``weight``: its share of the ensemble score (the trained members keep ``1 - weight`` between them);
+    ``dim``: the whitened audio space (principal components of the training windows' backbone features);
+    ``k``, ``tau``: how many stored captions a query mixes, and the softmax temperature of that mixture."""
+
+    weight: float = 0.0
+    dim: int = 64
+    k: int = 10
+    tau: float = 0.1
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """``source``: an ensemble directory (``ensemble.json``) or one run directory; ``dest``: the bundle
     directory to write; ``evaluate``: eval sets whose metrics go into the model card."""
@@ -327,6 +341,7 @@ class ExportConfig:
     overwrite: bool = False
     evaluate: tuple[str, ...] = ()
     data_note: str = ""
+    examples: ExamplesConfig = field(default_factory=ExamplesConfig)
 
 
 @dataclass(frozen=True)
@@ -391,6 +406,11 @@ class Recipe:
             raise RecipeError(f"eval.scoring must be windows or clip, not {self.eval.scoring!r}")
         if not 0 < self.ensemble.step <= 1:
             raise RecipeError("ensemble.step must be in (0, 1]")
+        x = self.export.examples
+        if not 0.0 <= x.weight < 1.0:
+            raise RecipeError("export.examples.weight must be in [0, 1)")
+        if x.dim < 1 or x.k < 1 or not x.tau > 0:
+            raise RecipeError("export.examples.dim and k must be positive, tau above 0")
 
 
 # ------------------------------------------------------------------------------------------ conversion

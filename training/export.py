@@ -76,6 +76,32 @@ def _backbone(
     return cfg.name
 
 
+def _examples_member(
+    recipe: Recipe, audio_bbs: dict, text_bbs: dict, BackboneSpec: Any, HeadSpec: Any, MemberSpec: Any
+) -> Any:
+    """The query-by-example member of ``export.examples`` (:mod:`training.examples`), over the recipe's
+    frozen backbones (the same ones the trained members use)."""
+    from training.examples import build_examples_member
+
+    m = recipe.model
+    if m.audio_backbone.trainable or m.text_backbone.trainable:
+        raise EarshotError("export.examples needs frozen audio and text backbones (their features are cached)")
+    a_name = _backbone("audio", m.audio_backbone, None, "x", audio_bbs, BackboneSpec)
+    t_name = _backbone("text", m.text_backbone, None, "x", text_bbs, BackboneSpec)
+    audio_head, text_head = build_examples_member(recipe)
+    a_cfg = {"in_dim": audio_head.in_dim, "out_dim": audio_head.out_dim}
+    t_cfg = {"in_dim": text_head.in_dim, "out_dim": text_head.out_dim, "n": text_head.n, "k": text_head.k,
+             "tau": text_head.tau}
+    return MemberSpec(
+        name="examples",
+        weight=recipe.export.examples.weight,
+        audio_backbone=a_name,
+        text_backbone=t_name,
+        audio_head=HeadSpec("linear", a_cfg, audio_head),
+        text_head=HeadSpec("examples", t_cfg, text_head),
+    )
+
+
 def evaluate_bundle(bundle: Bundle, eval_set: EvalSet, batch: int = 64) -> dict[str, float]:
     """Metrics of a bundle as search uses it: every window embedded by ``engine.encoder.Encoder``, a file
     scored by its best window."""
@@ -146,6 +172,7 @@ def model_card(
     data: dict,
     ensemble: dict,
     generator: str,
+    examples_note: str = "",
 ) -> str:
     e = recipe.export
     lines = [
@@ -163,6 +190,8 @@ def model_card(
             f"{m.text_backbone.arch} → {m.text_head.arch} head, {m.embed_dim}-d"
             + (f"; frozen: {', '.join(frozen)}" if frozen else "")
         )
+    if examples_note:
+        lines.append(examples_note)
     m0 = recipe.model
     lines += [
         "",
@@ -224,7 +253,9 @@ def export_bundle(recipe: Recipe, dest: str | Path | None = None) -> Bundle:
         raise EarshotError("export.dest names no bundle directory")
     members, ens = _members(Path(e.source))
     runs = [load_run(p) for p, _ in members]
-    weights = [w for _, w in members]
+    x = e.examples
+    # With a query-by-example member, the trained members share what it leaves of the score.
+    weights = [w * (1.0 - x.weight) for _, w in members]
     first = runs[0].recipe.model
     audio_bbs: dict[str, Any] = {}
     text_bbs: dict[str, Any] = {}
@@ -252,6 +283,17 @@ def export_bundle(recipe: Recipe, dest: str | Path | None = None) -> Bundle:
                 ),
                 text_head=HeadSpec(model.text_head_spec.arch, model.text_head_spec.config, model.text_head),
             )
+        )
+    examples_note = ""
+    if x.weight > 0:
+        specs.append(_examples_member(recipe, audio_bbs, text_bbs, BackboneSpec, HeadSpec, MemberSpec))
+        examples_note = (
+            f"- member {specs[-1].name} (weight {x.weight:.2f}): query by example, no trained weights "
+            f"(`training/examples.py`): {recipe.model.audio_backbone.arch} → whitening on the "
+            f"{specs[-1].dim} leading principal components of the training windows; "
+            f"{recipe.model.text_backbone.arch} → the {x.k} nearest of "
+            f"{specs[-1].text_head.config['n']} training captions (softmax τ = {x.tau}), each standing "
+            "for the mean sound of the clips it describes"
         )
     data = data_summary(recipe)
     generator = _augmentation_generator(runs)
@@ -281,7 +323,7 @@ def export_bundle(recipe: Recipe, dest: str | Path | None = None) -> Bundle:
         dest,
         **kwargs,
         training=training,
-        model_card=model_card(recipe, runs, weights, {}, data, ens, generator),
+        model_card=model_card(recipe, runs, weights, {}, data, ens, generator, examples_note),
         overwrite=e.overwrite,
     )
     metrics = {}
@@ -294,7 +336,7 @@ def export_bundle(recipe: Recipe, dest: str | Path | None = None) -> Bundle:
             dest,
             **kwargs,
             training=training,
-            model_card=model_card(recipe, runs, weights, metrics, data, ens, generator),
+            model_card=model_card(recipe, runs, weights, metrics, data, ens, generator, examples_note),
             overwrite=True,
         )
     log.info("bundle %s %s (%s…) written to %s", bundle.name, bundle.version, bundle.bundle_id[:12], dest)

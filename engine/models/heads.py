@@ -6,7 +6,9 @@ safetensors (random init from :meth:`from_config`, no I/O).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from engine.errors import ModelError
 from engine.models.registry import register_head
@@ -93,3 +95,41 @@ class MLPHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+@register_head("examples")
+class ExamplesHead(nn.Module):
+    """Query by example, a text head without trained weights: the query's cosine to ``n`` stored text
+    vectors (``keys``: the text backbone's features of the training captions, unit length), its ``k``
+    nearest mixed by ``softmax(cosine / tau)``, and the same mixture of their ``values`` (the mean audio
+    vector, in the member's audio space, of the training clips each caption describes).
+
+    A member with this text head searches with the sound of what the words usually mean in the training
+    corpus: the query "cat meowing" becomes the average of the clips captioned like that, matched to
+    the library sound to sound. Config: ``in_dim``, ``out_dim``, ``n`` (stored examples), ``k``
+    (default 10), ``tau`` (default 0.1). ``Tensor[B, in_dim] -> Tensor[B, out_dim]``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, n: int, k: int = 10, tau: float = 0.1) -> None:
+        super().__init__()
+        if n <= 0 or k <= 0:
+            raise ModelError(f"examples head: n and k must be positive, got {n}, {k}")
+        if not tau > 0:
+            raise ModelError(f"examples head: tau must be positive, got {tau}")
+        self.in_dim, self.out_dim, self.n, self.k, self.tau = in_dim, out_dim, n, min(k, n), float(tau)
+        self.register_buffer("keys", torch.zeros(n, in_dim))
+        self.register_buffer("values", torch.zeros(n, out_dim))
+
+    @classmethod
+    def from_config(cls, config: dict) -> ExamplesHead:
+        _check_keys(config, "examples", {"in_dim", "out_dim", "n", "k", "tau"})
+        in_dim, out_dim = _dims(config, "examples")
+        if "n" not in config:
+            raise ModelError("examples head: config needs 'n'")
+        return cls(in_dim, out_dim, int(config["n"]), int(config.get("k", 10)), float(config.get("tau", 0.1)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        sims = F.normalize(x.float(), dim=-1) @ self.keys.float().T
+        top, idx = sims.topk(self.k, dim=-1)
+        mix = torch.softmax(top / self.tau, dim=-1)
+        return torch.einsum("bk,bkd->bd", mix, self.values.float()[idx])

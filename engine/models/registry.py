@@ -32,6 +32,7 @@ HEADS: dict[str, Any] = {}
 ARCH_MODULES: dict[str, str] = {
     "linear": "engine.models.heads",
     "mlp": "engine.models.heads",
+    "examples": "engine.models.heads",
     "tiny_test": "engine.models.tiny",
     "aisfx_cnn": "engine.models.aisfx_cnn",
     "beats": "engine.models.beats",

@@ -112,7 +112,9 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
         assert (runs / stage).is_dir(), stage
     assert json.loads((runs / "ensemble" / "ensemble.json").read_text())["eval_set"] == "dev"
     b = load_bundle(dest)
-    assert b.trained and b.sample_rate == 44100 and len(b.members) >= 1
+    assert b.trained and b.sample_rate == 44100 and len(b.members) >= 2
+    # the recipe's query-by-example member (export.examples) is built from the training captions
+    assert b.members[-1].name == "examples" and b.members[-1].weight == pytest.approx(0.3)
     assert b.spec["training"]["metrics"]["test"]["queries"] == len(syn.QUERIES)
     with Library(tmp_path / "lib", dest) as lib:
         Indexer(lib).run([corpus["audio"]])

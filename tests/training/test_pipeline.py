@@ -181,6 +181,20 @@ def test_frozen_backbones_train_heads_on_cached_features(
     top1, top3 = _search_accuracy(bundle.path, corpus, tmp_path / "library")
     print(f"engine search (frozen backbones): {top1}/5 top-1, {top3}/5 top-3")
     assert top1 >= 3 and top3 >= 4
+    # The query-by-example member (training/examples.py) joins the same run: whitened audio features on one
+    # side, the training captions on the other, half the score.
+    _cli("export", "--config", str(rec["common"]), "--set", f"export.source={runs}/stage1-s0",
+         "--set", "export.examples.weight=0.5", "--set", "export.examples.dim=8", "--set", "export.examples.k=3",
+         "--set", f"export.dest={runs}/bundle/tiny-examples")
+    xb = load_bundle(runs / "bundle" / "tiny-examples")
+    assert [(m.name, m.weight) for m in xb.members] == [("m0", 0.5), ("examples", 0.5)]
+    assert xb.dim == bundle.dim + 8
+    head = xb.members[1].text_head
+    assert head["arch"] == "examples" and head["config"]["n"] == len({c for cs in syn.CAPTIONS.values() for c in cs})
+    assert "query by example" in xb.model_card
+    top1, top3 = _search_accuracy(xb.path, corpus, tmp_path / "library-examples")
+    print(f"engine search (+ examples member): {top1}/5 top-1, {top3}/5 top-3")
+    assert top1 >= 3 and top3 >= 4
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(
