@@ -2,7 +2,7 @@
 
 A search embeds one short text, and importing torch costs more than everything else a command-line search
 does (issue 11). For bundles whose text backbones and text heads have a numpy implementation (``minilm``;
-``linear`` and ``mlp`` heads) :class:`NumpyTextEncoder` computes the same vectors from the same
+``linear``, ``mlp`` and ``examples`` heads) :class:`NumpyTextEncoder` computes the same vectors from the same
 safetensors (checked against torch to < 1e-4 in the tests); for the others the library falls back to the
 torch encoder (:attr:`engine.library.Library.text_encoder`). ``$EARSHOT_TEXT_BACKEND=torch`` forces torch.
 
@@ -101,8 +101,26 @@ def _mlp_head(config: dict, state: dict[str, np.ndarray]) -> Head:
     return run
 
 
+def _examples_head(config: dict, state: dict[str, np.ndarray]) -> Head:
+    keys, values = state["keys"], state["values"]
+    k, tau = min(int(config.get("k", 10)), len(keys)), float(config.get("tau", 0.1))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        u = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+        sims = u @ keys.T
+        idx = np.argpartition(-sims, k - 1, axis=-1)[:, :k]
+        top = np.take_along_axis(sims, idx, axis=-1)
+        mix = np.exp((top - top.max(axis=-1, keepdims=True)) / tau)
+        mix /= mix.sum(axis=-1, keepdims=True)
+        return np.einsum("bk,bkd->bd", mix, values[idx])
+
+    return run
+
+
 #: Head architectures (see :mod:`engine.models.heads`) with a numpy forward: ``build(config, state)``.
-NUMPY_HEADS: dict[str, Callable[[dict, dict[str, np.ndarray]], Head]] = {"linear": _linear_head, "mlp": _mlp_head}
+NUMPY_HEADS: dict[str, Callable[[dict, dict[str, np.ndarray]], Head]] = {
+    "linear": _linear_head, "mlp": _mlp_head, "examples": _examples_head,
+}
 #: Text backbone architectures with a numpy forward.
 NUMPY_TEXT_BACKBONES = ("minilm",)
 

