@@ -154,3 +154,59 @@ def test_fusion_fit_recovers_a_known_model():
         fit_logistic(x[:10], [0] * 10, ["content"])
     with pytest.raises(ValueError):
         TrustFusion.from_dict({k: {"bias": 0, "weights": {"bogus": 1}} for k in ("both", "content", "keywords")})
+
+
+def _file_names(library) -> dict[int, str]:
+    with library.engine.connect() as conn:
+        return dict(conn.execute(select(db.File.id, db.File.rel_path)).all())
+
+
+def test_files_that_share_one_text_enter_the_graph_once_and_are_all_found(tmp_path):
+    """A folder of opaque names gives its files one text (the folder's words), hence identical vectors;
+    many identical points can cut the other files off in an HNSW graph, so they enter it once."""
+    from engine.storage.vector_index import VectorIndex
+
+    bundle = make_tiny_bundle(tmp_path / "b")
+    root = tmp_path / "Library"
+    for i in range(40):
+        mf.write_wav(root / "foley" / f"clip_{i:04d}.wav", dur_s=0.3)
+    for rel in NAMES:
+        mf.write_wav(root / rel, dur_s=0.3)
+    with Library(tmp_path / "lib", bundle) as library:
+        Indexer(library).run([root])
+        texts = stored_texts(library)
+        folder = {t for rel, (t, _) in texts.items() if rel.startswith("foley/")}
+        assert len(folder) == 1 and folder != {""}
+        worded = sum(1 for rel, (t, _) in texts.items() if t and not rel.startswith("foley/"))
+        assert worded >= 3
+        assert library.name_index.sync().count == worded + 1  # the folder's 40 files once
+        _, q = library.embed_query("storm")
+        names = _file_names(library)
+        found = [names[f] for f, _ in library.name_index.search(q, 100)]
+        assert found[0] == "weather/thunder_rumble_far.wav"
+        assert sorted(f for f in found if f.startswith("foley/")) == [f"foley/clip_{i:04d}.wav" for i in range(40)]
+        assert len(library.name_index.search(q, 7)) == 7
+        # The file that stood for the text goes (ids of deleted files are the caller's to drop, as before):
+        # the other 39 are still found, and a reader that opens the library anew uses one of them.
+        (root / "foley" / "clip_0000.wav").unlink()
+        Indexer(library).run([root])
+        names = _file_names(library)
+        found = [names[f] for f, _ in library.name_index.search(q, 100) if f in names]
+        assert sum(f.startswith("foley/") for f in found) == 39
+        path, gen = library.name_index.path, library.name_index._gen
+        with library.engine.connect() as conn:
+            library_id = db.library_id(conn)
+            ids, vecs = zip(*db.iter_file_text_vectors(conn, NAME_ENCODER_ID, 384))
+    with Library(tmp_path / "lib", bundle) as again:
+        assert again.name_index.sync().count == worded + 1
+        labels = set(again.name_index.sync().labels())
+        assert len(labels & {f for f, rel in _file_names(again).items() if rel.startswith("foley/")}) == 1
+    # A cache written before (every copy in the graph) is rebuilt when opened, and saved again.
+    old = VectorIndex(384, path)
+    old.add(np.concatenate(ids), np.concatenate(vecs))
+    old.save(gen, library_id)
+    assert VectorIndex.read_meta(path)["count"] == worded + 39
+    with Library(tmp_path / "lib", bundle) as again:
+        assert again.name_index.sync().count == worded + 1
+        assert sum(_file_names(again)[f].startswith("foley/") for f, _ in again.name_index.search(q, 100)) == 39
+    assert VectorIndex.read_meta(path)["count"] == worded + 1
