@@ -196,7 +196,7 @@ def test_files_that_share_one_text_enter_the_graph_once_and_are_all_found(tmp_pa
         path, gen = library.name_index.path, library.name_index._gen
         with library.engine.connect() as conn:
             library_id = db.library_id(conn)
-            ids, vecs = zip(*db.iter_file_text_vectors(conn, NAME_ENCODER_ID, 384))
+            ids, vecs = zip(*db.iter_file_text_vectors(conn, NAME_ENCODER_ID, 384), strict=True)
     with Library(tmp_path / "lib", bundle) as again:
         assert again.name_index.sync().count == worded + 1
         labels = set(again.name_index.sync().labels())
