@@ -102,12 +102,13 @@ def _mlp_head(config: dict, state: dict[str, np.ndarray]) -> Head:
 
 
 def _examples_head(config: dict, state: dict[str, np.ndarray]) -> Head:
+    from engine.models.minilm_numpy import l2_normalise
+
     keys, values = state["keys"], state["values"]
     k, tau = min(int(config.get("k", 10)), len(keys)), float(config.get("tau", 0.1))
 
     def run(x: np.ndarray) -> np.ndarray:
-        u = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-        sims = u @ keys.T
+        sims = l2_normalise(x) @ keys.T
         idx = np.argpartition(-sims, k - 1, axis=-1)[:, :k]
         top = np.take_along_axis(sims, idx, axis=-1)
         mix = np.exp((top - top.max(axis=-1, keepdims=True)) / tau)

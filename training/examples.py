@@ -26,16 +26,13 @@ import torch
 
 from engine.errors import EarshotError
 from engine.models.heads import ExamplesHead, LinearHead
+from engine.models.minilm_numpy import l2_normalise
 from engine.text_encoder import normalise_text
 from training.config import Recipe
 from training.data.readers import check_audio_exists, read_sources
 from training.features import FrozenBackbone
 
 log = logging.getLogger(__name__)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def whitening(features: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +71,7 @@ def caption_prototypes(
     if not texts:
         raise EarshotError("the training sources have no captions to build examples from")
     protos = np.stack([clip_vectors[sorted(set(owners[t]))].mean(axis=0) for t in texts])
-    return texts, _unit(protos)
+    return texts, l2_normalise(protos)
 
 
 def build_examples_member(recipe: Recipe, device: str = "cpu") -> tuple[LinearHead, ExamplesHead]:
@@ -91,12 +88,12 @@ def build_examples_member(recipe: Recipe, device: str = "cpu") -> tuple[LinearHe
     clips = [c for c in clips if c.key in ok]
     feats, offsets = audio.audio_features(clips)
     w, b = whitening(feats, cfg.dim)
-    windows = _unit(np.asarray(feats, np.float64) @ w + b)
+    windows = l2_normalise(np.asarray(feats, np.float64) @ w + b)
     counts = np.diff(offsets)
-    clip_vectors = _unit(np.add.reduceat(windows, offsets[:-1], axis=0) / counts[:, None])
+    clip_vectors = l2_normalise(np.add.reduceat(windows, offsets[:-1], axis=0) / counts[:, None])
     texts, values = caption_prototypes(clip_vectors, [c.captions for c in clips], dict(m.text_normalisation))
     text = FrozenBackbone("text", m.text_backbone, cache, device=device, batch=recipe.eval.batch)
-    keys = _unit(np.asarray(text.text_features(texts), np.float64))
+    keys = l2_normalise(np.asarray(text.text_features(texts), np.float64))
     log.info(
         "examples member: %d captions of %d clips (%d windows), %d-d whitened audio, k %d, tau %g",
         len(texts), len(clips), len(feats), w.shape[1], cfg.k, cfg.tau,
