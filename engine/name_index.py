@@ -93,21 +93,42 @@ class NameIndex:
         self._index: VectorIndex | None = None
         self._gen = -1
         self._lock = threading.RLock()
-        self._shared: dict[int, list[int]] = {}  # lowest file id of a shared text -> all its files
+        self._by_text: dict[str, list[int]] | None = None  # texts of several files -> their ids, ascending
+        self._shared: dict[int, list[int]] = {}  # the same keyed by the lowest id, which stands for the text
 
-    def _shared_texts(self, conn) -> dict[int, list[int]]:
-        """``{lowest file id: [file ids, ascending]}`` of the texts that more than one file has."""
-        shared = (select(db.FileText.text)
-                  .where(db.FileText.encoder == self.encoder_id, db.FileText.text != "")
-                  .group_by(db.FileText.text).having(func.count() > 1))
+    def _group(self, conn, texts: Iterable[str] | None) -> dict[str, list[int]]:
+        """``{text: [file ids, ascending]}`` of the given texts (default: every text) that several files share
+        (answered by the ``(encoder, text)`` index, without a sort of the table)."""
+        base = select(db.FileText.text, db.FileText.file_id).where(db.FileText.encoder == self.encoder_id)
+        if texts is None:
+            shared = (select(db.FileText.text)
+                      .where(db.FileText.encoder == self.encoder_id, db.FileText.text != "")
+                      .group_by(db.FileText.text).having(func.count() > 1))
+            queries = [base.where(db.FileText.text.in_(shared))]
+        else:
+            queries = [base.where(db.FileText.text.in_(chunk)) for chunk in db.chunks(sorted(texts), 900)]
         groups: dict[str, list[int]] = {}
-        for text, fid in conn.execute(
-            select(db.FileText.text, db.FileText.file_id)
-            .where(db.FileText.encoder == self.encoder_id, db.FileText.text.in_(shared))
-            .order_by(db.FileText.file_id)
-        ):
-            groups.setdefault(text, []).append(int(fid))
-        return {fids[0]: fids for fids in groups.values()}
+        for q in queries:
+            for text, fid in conn.execute(q.order_by(db.FileText.file_id)):
+                groups.setdefault(text, []).append(int(fid))
+        return {t: sorted(f) for t, f in groups.items() if len(f) > 1}
+
+    def _shared_texts(self, conn, since: int | None) -> dict[str, list[int]]:
+        """The shared texts now: all of them when nothing is known (``since`` None), else the known ones
+        updated by the file texts stored after generation ``since`` (files deleted since stay listed until
+        :meth:`sync` prunes them)."""
+        if since is None or self._by_text is None:
+            return self._group(conn, None)
+        changed = conn.execute(
+            select(db.FileText.file_id, db.FileText.text)
+            .where(db.FileText.encoder == self.encoder_id, db.FileText.generation > since)
+        ).all()
+        moved = {int(f) for f, _ in changed}
+        out = {t: [f for f in fids if f not in moved] for t, fids in self._by_text.items()}
+        touched = {t for _, t in changed if t}
+        out.update({t: [] for t in touched})  # regrouped below (an untouched text cannot gain a file)
+        out.update(self._group(conn, touched))
+        return {t: fids for t, fids in out.items() if len(fids) > 1}
 
     def sync(self) -> VectorIndex:
         """The in-memory index at the database's current names generation (loaded, caught up or rebuilt)."""
@@ -121,8 +142,8 @@ class NameIndex:
                                        library_id=db.library_id(conn))  # never a cache of another database
                 if idx is not None and idx.generation <= gen:
                     self._index, self._gen, loaded = idx, int(idx.generation), True
-            shared = self._shared_texts(conn)
-            others = {f for fids in shared.values() for f in fids[1:]}  # never in the graph
+            by_text = self._shared_texts(conn, None if self._gen < 0 else self._gen)
+            others = {f for fids in by_text.values() for f in fids[1:]}  # never in the graph
             rebuilt = bool(loaded and others and others.intersection(self._index.labels()))
             if rebuilt:
                 self._index = None  # a cache that holds copies of one vector (written before): rebuilt
@@ -140,18 +161,21 @@ class NameIndex:
             ).scalar_one()
             # Files deleted, failed or left without words since; or a shared text that lost its first file
             # or gained one (another file of it stands for it now): bring the graph to the wanted set.
-            if live - len(others) != self._index.count or shared != self._shared:
+            if live - len(others) != self._index.count or by_text != self._by_text:
                 keep = set(conn.execute(
                     select(db.FileText.file_id)
                     .where(db.FileText.encoder == self.encoder_id, db.FileText.text != "")
-                ).scalars()) - others
+                ).scalars())
+                by_text = {t: fids for t, fids in ((t, [f for f in fids if f in keep]) for t, fids in by_text.items())
+                           if len(fids) > 1}  # files deleted since leave their text's list
+                keep -= {f for fids in by_text.values() for f in fids[1:]}
                 have = set(self._index.labels())
                 self._index.delete(sorted(have - keep))
                 missing = db.file_text_vectors(conn, sorted(keep - have), self.encoder_id, self.dim)
                 if missing:
                     ids = np.array(sorted(missing), np.int64)
                     self._index.add(ids, np.stack([missing[int(i)][0] for i in ids]))
-            self._shared = shared
+            self._by_text, self._shared = by_text, {fids[0]: fids for fids in by_text.values()}
             self._gen = gen
             self._save(force=rebuilt)
             return self._index

@@ -18,7 +18,7 @@ Layout (one row per thing, paths relative to their root in POSIX form):
 * ``file_texts`` (schema 3) per file: the text its name, folders and metadata make
                  (:mod:`engine.names`), how informative it is, and its float16 sentence embedding by
                  the name encoder ``encoder`` (stored at a ``names_generation``, so the in-memory name
-                 index catches up like the vector index does).
+                 index catches up like the vector index does); schema 5 indexes it by text.
 * ``features``   (schema 4) one float16 blob per (window, backbone key): the frozen audio backbone's
                  output for the window, so a bundle over the same backbone (another head, an ensemble, a
                  learned bundle) re-projects the library without decoding audio (:mod:`engine.reproject`).
@@ -69,7 +69,7 @@ from engine.storage import fts
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VECTOR_DTYPE = np.float16
 
 
@@ -167,6 +167,8 @@ FileText = _Table(
     _col("encoder", String),
     _col("data", LargeBinary),
     _col("generation", Integer, index=True, default=0),
+    # the files that share a text, found without a sort (engine.name_index keeps them out of its graph)
+    Index("ix_file_texts_text", "encoder", "text"),
 )
 
 BundleRow = _Table(
@@ -219,7 +221,13 @@ def _migrate_4_features(conn: Connection) -> None:
     Feature.__table__.create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts, 4: _migrate_4_features}
+def _migrate_5_file_text_index(conn: Connection) -> None:
+    """Schema 5: an index of the file texts by text (the name index groups the files that share one)."""
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_file_texts_text ON file_texts (encoder, text)")
+
+
+MIGRATIONS: dict[int, Migration] = {2: _migrate_2_keyword_index, 3: _migrate_3_file_texts, 4: _migrate_4_features,
+                                    5: _migrate_5_file_text_index}
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -44,6 +44,26 @@ def test_migration_from_schema_1_backfills_keyword_index(tmp_path):
         assert keyword.keyword_search(c, "broken") == []
 
 
+def test_migration_to_schema_5_indexes_the_file_texts_by_text(tmp_path):
+    path = tmp_path / "v4.db"
+    db.open_engine(path).dispose()
+    con = sqlite3.connect(path)
+    indexes = "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='file_texts'"
+    assert "ix_file_texts_text" in {r[0] for r in con.execute(indexes)}  # a new database has it
+    con.execute("DROP INDEX ix_file_texts_text")
+    con.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    eng = db.open_engine(path)
+    with eng.connect() as c:
+        assert int(db.get_meta(c, "schema_version")) == db.SCHEMA_VERSION == 5
+        assert "ix_file_texts_text" in {r[0] for r in c.exec_driver_sql(indexes)}
+        plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT file_id FROM file_texts WHERE encoder = 'e' AND text IN ('a', 'b')"))
+        assert "ix_file_texts_text" in plan
+    eng.dispose()
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.db"
     db.open_engine(path).dispose()
