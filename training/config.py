@@ -233,7 +233,8 @@ class AugmentConfig:
     word, the published recipe) or ``"bernoulli"`` (drop each word with ``word_delete_p``). ``backtranslations``: back-translated captions per
     training caption (through a random language of ``languages``). ``mixes``: number of mixed clips (two
     clips summed with the second at a random gain in ``mix_gain_db``, captions merged). ``out``: where
-    the augmented set is stored (default ``<teacher dir>/augment``).
+    the augmented set is stored (default ``<teacher dir>/augment``). ``wordnet``: also replace caption
+    words by WordNet synonyms and hypernyms (:mod:`training.augment.wordnet`, database in ``wordnet_dir``).
     """
 
     text_p: float = 0.0
@@ -247,6 +248,8 @@ class AugmentConfig:
     seed: int = 0
     out: str = ""
     llm: LLMConfig = field(default_factory=LLMConfig)
+    wordnet: bool = False
+    wordnet_dir: str = "/usr/share/wordnet"
 
 
 @dataclass(frozen=True)

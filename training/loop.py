@@ -29,6 +29,7 @@ from engine.errors import EarshotError
 from engine.models.device import choose_device
 from training import distributed
 from training.augment.text_ops import load_synonyms
+from training.augment.wordnet import with_wordnet
 from training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from training.clustering import cluster_embeddings, encode_for_clustering, method_options
 from training.config import Recipe, save_recipe
@@ -154,12 +155,17 @@ class Trainer:
         a = r.augment
         text_p = a.text_p if r.train.augment else 0.0
         self.text_p = text_p
+        synonyms = None
+        if text_p > 0:
+            synonyms = load_synonyms()
+            if a.wordnet:
+                synonyms = with_wordnet(synonyms, (c for clip in clips for c in clip.captions), a.wordnet_dir)
         self.pairs: PairTable = build_pairs(
             clips,
             self.normalise,
             n_variants=a.text_variants if text_p > 0 else 0,
             seed=a.seed,
-            synonyms=load_synonyms() if text_p > 0 else None,
+            synonyms=synonyms,
             word_delete_p=None if a.word_delete == "one" else a.word_delete_p,
         )
         self.text_source = np.arange(len(self.pairs.all_texts), dtype=np.int64)

@@ -68,6 +68,23 @@ SOUND_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 _WORD = re.compile(r"[\w'-]+")
+#: Lookup tables of synonym tables (kept with the table, so that its id stays unique).
+_KEY_INDEX: dict[int, tuple[Mapping, dict[str, int], tuple[str, ...]]] = {}
+
+
+def _key_index(synonyms: Mapping[str, Sequence[str]]) -> tuple[dict[str, int], tuple[str, ...]]:
+    """``(rank, phrases)`` of a synonym table: each key's position in the table, and the keys that are
+    not one token (searched for with a regular expression; a token key is looked up per caption token,
+    which finds the same matches: a token is a maximal run of the characters the boundaries exclude)."""
+    hit = _KEY_INDEX.get(id(synonyms))
+    if hit is not None and hit[0] is synonyms and len(hit[1]) == len(synonyms):
+        return hit[1], hit[2]
+    rank = {key: i for i, key in enumerate(synonyms)}
+    phrases = tuple(k for k in synonyms if not _WORD.fullmatch(k))
+    if len(_KEY_INDEX) > 16:
+        _KEY_INDEX.clear()
+    _KEY_INDEX[id(synonyms)] = (synonyms, rank, phrases)
+    return rank, phrases
 
 
 def word_deletion(caption: str, rng: np.random.Generator, p: float | None = 0.15) -> str:
@@ -90,10 +107,18 @@ def word_deletion(caption: str, rng: np.random.Generator, p: float | None = 0.15
 def synonym_replacement(caption: str, rng: np.random.Generator, synonyms: Mapping[str, Sequence[str]]) -> str:
     """Replace one randomly chosen word (or phrase) that has synonyms by a random synonym."""
     lowered = caption.lower()
-    spans = []
-    for key in synonyms:
+    rank, phrases = _key_index(synonyms)
+    # every occurrence of every key, in the table's key order and then by position (the order the draw
+    # below indexes): a one-word key matches a whole token, a phrase is searched for
+    spans = [
+        (rank[m.group()], m.start(), m.end(), m.group())
+        for m in _WORD.finditer(lowered)
+        if m.group() in rank
+    ]
+    for key in phrases:
         for m in re.finditer(rf"(?<![\w'-]){re.escape(key)}(?![\w'-])", lowered):
-            spans.append((m.start(), m.end(), key))
+            spans.append((rank[key], m.start(), m.end(), key))
+    spans = [(start, end, key) for _, start, end, key in sorted(spans)]
     if not spans:
         return caption
     start, end, key = spans[int(rng.integers(len(spans)))]
