@@ -123,3 +123,30 @@ def test_token_lookup_draws_what_scanning_every_key_drew() -> None:
             assert synonym_replacement(c, np.random.default_rng(seed), synonyms) == _scan_every_key(
                 c, np.random.default_rng(seed), synonyms
             ), (seed, c)
+
+
+def test_training_draws_caption_variants_from_wordnet(tmp_path: Path, db: Path) -> None:
+    """``augment.wordnet`` puts WordNet's alternatives into the training pairs' caption variants; without a
+    database training stops with a clear error."""
+    from tests.training import synthetic as syn
+    from training.config import load_recipe
+    from training.loop import Trainer
+
+    corpus = syn.make_corpus(tmp_path / "corpus")
+    _write_db(db.parent / "wn2", {"noun": [("timepiece", ["timepiece"], []), ("clock", ["clock"], ["timepiece"])], "verb": []})
+    runs = tmp_path / "runs"
+    rec = syn.write_recipes(tmp_path / "recipes", syn.tiny_recipe_text(corpus, runs, tmp_path / "cache", trainable=False))
+    overrides = ["train.augment=true", "augment.mixes=0", "augment.backtranslations=0", "train.epochs=1",
+                 "train.cpu_threads=1", f"train.out={runs}/wn"]  # fmt: skip
+
+    def variants(*extra: str) -> set[str]:
+        trainer = Trainer(load_recipe(rec["stage1"], [*overrides, *extra]))
+        texts = trainer.pairs.all_texts
+        return {texts[v] for vs in trainer.pairs.variants for v in vs}
+
+    plain = variants()
+    with_wn = variants("augment.wordnet=true", f"augment.wordnet_dir={db.parent / 'wn2'}")
+    assert not any("timepiece" in v for v in plain)
+    assert any("timepiece" in v for v in with_wn)
+    with pytest.raises(EarshotError, match="wordnet-base"):
+        variants("augment.wordnet=true", f"augment.wordnet_dir={tmp_path / 'nowhere'}")
