@@ -75,7 +75,8 @@ _KEY_INDEX: dict[int, tuple[Mapping, dict[str, int], tuple[str, ...]]] = {}
 def _key_index(synonyms: Mapping[str, Sequence[str]]) -> tuple[dict[str, int], tuple[str, ...]]:
     """``(rank, phrases)`` of a synonym table: each key's position in the table, and the keys that are
     not one token (searched for with a regular expression; a token key is looked up per caption token,
-    which finds the same matches: a token is a maximal run of the characters the boundaries exclude)."""
+    which finds the same matches: a token is a maximal run of the characters the boundaries exclude).
+    Computed once per table object: a table must not change after its first use."""
     hit = _KEY_INDEX.get(id(synonyms))
     if hit is not None and hit[0] is synonyms and len(hit[1]) == len(synonyms):
         return hit[1], hit[2]
