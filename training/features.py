@@ -15,6 +15,7 @@ sharing a cache may write at the same time).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -22,7 +23,7 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,25 @@ def build_backbone(side: str, cfg: BackboneConfig, *, pretrained: bool = True) -
     return module
 
 
+#: Threads the cached features are computed with, whoever computes them: the CPU's kernels round
+#: differently with the thread count (aiSFX on 1 vs 2 threads: 3 of 53 windows differ by an fp16 ulp), and a
+#: cache filled by processes with other counts made a rebuild's bundle differ (benchmarks/RESULTS.md, 2.3.0).
+FEATURE_THREADS = 1
+
+
+@contextlib.contextmanager
+def feature_threads() -> Iterator[None]:
+    """Run the enclosed feature computation on :data:`FEATURE_THREADS` CPU threads (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(FEATURE_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class FrozenBackbone:
     """A frozen backbone with its feature cache. ``audio_features``/``text_features`` compute what is
     missing (in batches, on ``device``) and return the cached rows."""
@@ -226,9 +246,15 @@ class FrozenBackbone:
         self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
         """float32 ``[len(texts), F]``: the backbone's ``encode`` of each (already normalised) text."""
+        todo = self.store.missing(texts)
+        with feature_threads():
+            self._add_text_features(todo, progress)
+        feats, _ = self.store.stack(list(texts))
+        return feats
+
+    def _add_text_features(self, todo: Sequence[str], progress: Callable[[int, int], None] | None) -> None:
         import torch
 
-        todo = self.store.missing(texts)
         for i in range(0, len(todo), 4096):
             chunk = todo[i : i + 4096]
             out = {}
@@ -240,8 +266,6 @@ class FrozenBackbone:
             self.store.add(out)
             if progress:
                 progress(min(i + 4096, len(todo)), len(todo))
-        feats, _ = self.store.stack(list(texts))
-        return feats
 
     # -- audio ----------------------------------------------------------------------------------------
 
@@ -278,7 +302,7 @@ class FrozenBackbone:
         for n, clip in enumerate(todo, 1):
             try:
                 rows = []
-                with torch.inference_mode():
+                with torch.inference_mode(), feature_threads():
                     for w in self._windows(clip):
                         wave = torch.from_numpy(np.ascontiguousarray(w)).to(self.device)
                         rows.append(self.module(wave).float().cpu().numpy())

@@ -160,3 +160,27 @@ def test_aisfx_variants_share_one_wide_cache_and_equal_the_engine_module(tmp_pat
         assert feats.shape == ref.shape == (2, engine_module.out_dim) and offsets.tolist() == [0, 2]
         np.testing.assert_allclose(feats, ref, rtol=2e-2, atol=2e-2)  # the cache stores float16
     assert len(dirs) == 1  # one extraction served all three
+
+
+def test_features_are_computed_on_a_fixed_thread_count_whoever_asks(tmp_path: Path) -> None:
+    """The CPU's kernels round differently with the thread count, so a cache filled by processes with other
+    counts would make two rebuilds differ: features are always computed on FEATURE_THREADS, and the
+    caller's setting is restored."""
+    from training.features import FEATURE_THREADS
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen: list[int] = []
+        audio = FrozenBackbone("audio", AUDIO, tmp_path / "cache", sample_rate=16000, window_s=1.0, hop_s=0.5)
+        text = FrozenBackbone("text", TEXT, tmp_path / "cache")
+        forward, encode = audio.module.forward, text.module.encode
+        audio.module.forward = lambda *a, **k: (seen.append(torch.get_num_threads()), forward(*a, **k))[1]
+        text.module.encode = lambda *a, **k: (seen.append(torch.get_num_threads()), encode(*a, **k))[1]
+        clip = Clip("a", _wav(tmp_path / "a.wav", 2.3, 0), ("x",))
+        assert audio.prepare_audio([clip]) == [clip]
+        text.text_features(["a dog barks"])
+        assert seen and set(seen) == {FEATURE_THREADS}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
