@@ -8,8 +8,8 @@ differently than its caption did. Nouns are looked up before verbs; a plural is 
 exception list (``geese`` → ``goose``) or by stripping ``s``/``es``.
 
 The database is the WordNet 3.0 text format (``index.noun``, ``data.noun``, …; Princeton's WordNet 3.0
-licence, which allows use and redistribution with its notice; Debian package ``wordnet-base``, installed by
-``scripts/build_default_model.sh``). It is read directly — one line per lemma in the index, one seek per
+licence; Debian package ``wordnet-base``: ``apt-get install wordnet-base`` before training a recipe that
+sets ``augment.wordnet``, which the shipped recipe does not). It is read directly — one line per lemma in the index, one seek per
 synset — since NLTK's reader refuses paths outside its own data folders. Nothing is downloaded.
 """
 
