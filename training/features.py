@@ -23,7 +23,7 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,17 +176,11 @@ def build_backbone(side: str, cfg: BackboneConfig, *, pretrained: bool = True) -
 FEATURE_THREADS = 1
 
 
-@contextlib.contextmanager
-def feature_threads() -> Iterator[None]:
+def feature_threads() -> contextlib.AbstractContextManager[None]:
     """Run the enclosed feature computation on :data:`FEATURE_THREADS` CPU threads (restored after)."""
-    import torch
+    from training.distributed import cpu_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(FEATURE_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return cpu_threads(FEATURE_THREADS)
 
 
 class FrozenBackbone:
