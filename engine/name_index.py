@@ -150,10 +150,11 @@ class NameIndex:
             if self._index is None:
                 self._index = VectorIndex(self.dim, self.path)
                 self._gen = -1
+            left_out = np.fromiter(others, np.int64, len(others))
             for ids, vecs in db.iter_file_text_vectors(
                 conn, self.encoder_id, self.dim, after_generation=None if self._gen < 0 else self._gen
             ):
-                first = ~np.isin(ids, np.fromiter(others, np.int64, len(others))) if others else slice(None)
+                first = ~np.isin(ids, left_out) if others else slice(None)
                 self._index.add(ids[first], vecs[first])
             live = conn.execute(
                 select(func.count()).select_from(db.FileText)
