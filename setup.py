@@ -5,11 +5,15 @@ The model bundles are kept at the repository root in ``resources/models/`` (wher
 carry them, so the build copies that whole folder — whatever bundles it holds — into the built ``engine``
 package as ``engine/_shipped_models/``; :func:`engine.bundle.shipped_models_dir` looks there first and falls
 back to ``resources/models`` in a checkout (editable installs read the repository's copy: nothing is duplicated).
+A weights file that several bundles carry byte for byte (every 2.x default has the same 9 MB aiSFX network) goes
+into the wheel once, as ``_shipped_models/_shared/<sha256>.safetensors``
+(:func:`engine.bundle.share_identical_weights`; the bundles' ids are unchanged).
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -41,6 +45,13 @@ class BuildPyWithModels(build_py):
                 target = dest / src.relative_to(MODELS_SRC)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, target)
+        sys.path.insert(0, str(ROOT))  # the engine being packaged (stdlib only at import), not an installed one
+        try:
+            from engine.bundle import share_identical_weights
+        finally:
+            sys.path.remove(str(ROOT))
+        saved = share_identical_weights(dest)
+        print(f"model bundles: {saved / 1e6:.1f} MB of identical weights files shared")
 
 
 setup(cmdclass={"build_py": BuildPyWithModels})

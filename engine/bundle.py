@@ -24,6 +24,13 @@ A bundle directory holds ``bundle.json``, weights as ``*.safetensors`` (never pi
 Members that name the same backbone share its forward pass. Weights of member ``m`` live in the
 member's ``weights`` file under keys ``<prefix>audio.*`` and ``<prefix>text.*``.
 
+Bundles installed side by side may share a weights file instead of each carrying a copy (every 2.x default
+carries the same 9 MB aiSFX network): ``"shared_weights": {"audio_aisfx.safetensors": "<sha256 hex>"}``
+names a file that, when absent from the bundle directory, is read from ``../_shared/<sha256>.safetensors``
+beside it (:func:`share_identical_weights` does this to the wheel's copy of ``resources/models``). The
+section is not part of the model: the ``bundle_id`` still hashes the file's bytes wherever they are read,
+so a wrong or damaged shared file fails the integrity check like a damaged local one.
+
 ``bundle_id`` is the sha256 of the canonical JSON of the model-defining sections (``audio``, ``text``,
 ``members``, ``dim``) followed by the bytes of every referenced weights file in sorted order: two bundles
 with the same id produce the same vectors, and a library's vectors are tied to it.
@@ -49,6 +56,7 @@ from engine.errors import BundleError
 log = logging.getLogger(__name__)
 
 FORMAT = "earshot-bundle"
+SHARED_DIR = "_shared"  # beside the bundle directories: weights files shared by several bundles, by sha256
 FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
 _MODEL_KEYS = ("dim", "audio", "text", "members")
@@ -150,11 +158,12 @@ class Bundle:
         return backbone_key(self.path, self.spec, name)
 
     def file(self, name: str) -> Path:
-        """Path of a file inside the bundle; refuses names that escape the directory."""
+        """Path of a file of the bundle (its own, or the shared copy of a weights file: ``shared_weights``);
+        refuses names that escape the directory."""
         p = (self.path / name).resolve()
         if self.path.resolve() not in p.parents:
             raise BundleError(f"bundle {self.path} refers to a file outside itself: {name!r}")
-        return p
+        return weights_path(self.path, self.spec, name).resolve()
 
 
 def weight_files(spec: Mapping[str, Any]) -> list[str]:
@@ -182,6 +191,29 @@ def _check_inside(directory: Path, name: Any) -> None:
         raise BundleError(f"bundle {directory} refers to a file outside itself: {name!r}")
 
 
+def _shared_digest(spec: Mapping[str, Any], name: str) -> str | None:
+    digest = (spec.get("shared_weights") or {}).get(name) if isinstance(spec.get("shared_weights"), dict) else None
+    if isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+        return digest
+    return None
+
+
+def weights_path(directory: Path, spec: Mapping[str, Any], name: str) -> Path:
+    """Where weights file ``name`` of the bundle in ``directory`` is read from: the bundle's own file, else
+    (when ``shared_weights`` names it) ``<directory>/../_shared/<sha256>.safetensors``. Returns the bundle's
+    own path when neither exists (the caller reports it missing). ``name`` must have passed
+    :func:`_check_inside`."""
+    own = Path(directory) / name
+    if own.is_file():
+        return own
+    digest = _shared_digest(spec, name)
+    if digest is not None:
+        shared = Path(directory).parent / SHARED_DIR / f"{digest}.safetensors"
+        if shared.is_file():
+            return shared
+    return own
+
+
 def compute_bundle_id(directory: Path, spec: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
     names = weight_files(spec)
@@ -189,7 +221,7 @@ def compute_bundle_id(directory: Path, spec: Mapping[str, Any]) -> str:
         _check_inside(directory, name)
     h.update(_model_json(spec))
     for name in names:
-        path = directory / name
+        path = weights_path(directory, spec, name)
         if not path.is_file():
             raise BundleError(f"bundle {directory} is missing its weights file {name}")
         h.update(name.encode())
@@ -211,7 +243,7 @@ def backbone_key(directory: Path, spec: Mapping[str, Any], name: str) -> str:
     weights = entry.get("weights")
     wdigest = ""
     if weights:
-        path = Path(directory) / weights
+        path = weights_path(Path(directory), spec, weights)
         st = path.stat()
         ck = (str(path.resolve()), weights, st.st_size, st.st_mtime_ns)
         wdigest = _KEY_CACHE.get(ck, "")
@@ -330,7 +362,7 @@ def _file_stamps(directory: Path, spec: Mapping[str, Any]) -> dict[str, Any] | N
     files = {}
     try:
         for name in weight_files(spec):  # inside the bundle: read_spec checked
-            st = os.stat(directory / name)
+            st = os.stat(weights_path(directory, spec, name))
             files[name] = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     except OSError:
         return None
@@ -415,6 +447,57 @@ def write_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_bundle(dest)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def share_identical_weights(models_dir: str | os.PathLike) -> int:
+    """Keep one copy of every weights file that several bundles of ``models_dir`` carry byte for byte: it
+    moves to ``models_dir/_shared/<sha256>.safetensors`` and each of those bundles names it in its
+    ``shared_weights`` section (not part of the model: the ``bundle_id`` is unchanged). Audio-backbone and
+    member weights only (the files read through :meth:`Bundle.file`). Every bundle touched is verified
+    afterwards (:class:`BundleError` if one no longer loads). Returns the bytes saved.
+
+    Meant for a wheel's copy of ``resources/models`` (``setup.py``): the repository keeps self-contained
+    bundles, whose identical files git stores once anyway."""
+    models_dir = Path(models_dir)
+    users: dict[str, list[tuple[Path, str]]] = {}
+    for d in sorted(models_dir.iterdir()):
+        if not (d / BUNDLE_FILE).is_file():
+            continue
+        spec = read_spec(d)
+        names = {bb["weights"] for bb in spec["audio"]["backbones"].values() if bb.get("weights")}
+        names |= {m["weights"] for m in spec["members"] if m.get("weights")}
+        for name in sorted(names):
+            if (d / name).is_file():  # one already shared is left as it is
+                users.setdefault(_sha256_file(d / name), []).append((d, name))
+    saved = 0
+    touched: set[Path] = set()
+    for digest, holders in sorted(users.items()):
+        if len(holders) < 2:
+            continue
+        shared = models_dir / SHARED_DIR / f"{digest}.safetensors"
+        shared.parent.mkdir(exist_ok=True)
+        if not shared.is_file():
+            shutil.copyfile(holders[0][0] / holders[0][1], shared)
+        for d, name in holders:
+            spec_path = d / BUNDLE_FILE
+            spec = json.loads(spec_path.read_text(encoding="utf-8"))
+            spec.setdefault("shared_weights", {})[name] = digest
+            spec_path.write_text(json.dumps(spec, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+            saved += (d / name).stat().st_size
+            (d / name).unlink()  # after bundle.json names the shared copy
+            touched.add(d)
+        saved -= shared.stat().st_size
+    for d in sorted(touched):
+        load_bundle(d)  # the bundle_id still matches: the same bytes, read from the shared copy
+    return saved
 
 
 # -- where bundles live ---------------------------------------------------------------------------

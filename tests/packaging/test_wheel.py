@@ -4,6 +4,7 @@ the UCS tables, the app's desktop entry and icon — and works unpacked, away fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -44,9 +45,30 @@ def test_wheel_carries_every_bundle_byte_for_byte(wheel) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         packaged = {n.removeprefix("engine/_shipped_models/") for n in names if n.startswith("engine/_shipped_models/")}
-        assert packaged == set(files)  # every bundle folder, nothing else (no hidden export leftovers)
+        shared = {n for n in packaged if n.startswith("_shared/")}
+        # Every bundle folder, nothing else (no hidden export leftovers); a weights file several bundles carry
+        # byte for byte is there once, in _shared/ under its sha256, and each bundle.json names it.
+        digests: dict[str, list[str]] = {}
         for rel, src in files.items():
-            assert z.read(f"engine/_shipped_models/{rel}") == src.read_bytes(), rel
+            if rel.endswith(".safetensors"):
+                digests.setdefault(hashlib.sha256(src.read_bytes()).hexdigest(), []).append(rel)
+        assert shared == {f"_shared/{d}.safetensors" for d, rels in digests.items() if len(rels) > 1}
+        assert shared, "the shipped bundles share their aiSFX network: it should be in the wheel once"
+        for rel, src in files.items():
+            digest = hashlib.sha256(src.read_bytes()).hexdigest()
+            if rel.endswith(".safetensors") and len(digests[digest]) > 1:
+                assert rel not in packaged, rel
+                assert z.read(f"engine/_shipped_models/_shared/{digest}.safetensors") == src.read_bytes(), rel
+                folder, name = rel.split("/", 1)
+                spec = json.loads(z.read(f"engine/_shipped_models/{folder}/bundle.json"))
+                assert spec["shared_weights"][name] == digest, rel
+            elif rel.endswith("/bundle.json"):
+                spec = json.loads(z.read(f"engine/_shipped_models/{rel}"))
+                spec.pop("shared_weights", None)
+                assert spec == json.loads(src.read_bytes()), rel  # nothing else changed
+            else:
+                assert z.read(f"engine/_shipped_models/{rel}") == src.read_bytes(), rel
+        assert packaged == (set(files) - {r for rels in digests.values() if len(rels) > 1 for r in rels}) | shared
         default = z.read("engine/_shipped_models/DEFAULT").decode().strip()
         assert f"engine/_shipped_models/{default}/bundle.json" in names
         # Other run-time data.
@@ -83,3 +105,24 @@ def test_unpacked_wheel_finds_its_own_default_model(wheel, tmp_path) -> None:
     (default,) = [m for m in json.loads(res.stdout) if m["default"]]
     assert Path(default["path"]).is_relative_to(site / "engine" / "_shipped_models")
     assert default["trained"] is True
+
+
+def test_every_bundle_of_the_unpacked_wheel_verifies(wheel, tmp_path) -> None:
+    """With the shared weights read from _shared/, every bundle's bytes still hash to its bundle_id."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
+    env.pop("EARSHOT_MODELS_DIR", None)
+    code = ("import json; from engine.bundle import list_bundles, shipped_models_dir; "
+            "print(json.dumps([[str(p), s if isinstance(s, str) else s['bundle_id'] if isinstance(s, dict) else "
+            "'ERROR ' + str(s)] for p, s in list_bundles(verify=True) if p.parent == shipped_models_dir()]))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout)
+    assert len(got) == len([d for d in MODELS.iterdir() if (d / "bundle.json").exists()])
+    for path, bundle_id in got:
+        assert Path(path).is_relative_to(site / "engine" / "_shipped_models")
+        expected = json.loads((MODELS / Path(path).name / "bundle.json").read_text())["bundle_id"]
+        assert bundle_id == expected, (path, bundle_id)
