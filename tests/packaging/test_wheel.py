@@ -90,18 +90,22 @@ def test_wheel_carries_every_bundle_byte_for_byte(wheel) -> None:
             assert script in entry_points
 
 
-def test_unpacked_wheel_finds_its_own_default_model(wheel, tmp_path) -> None:
+def run_unpacked(wheel: Path, tmp_path: Path, *args: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """Unpack the wheel into ``tmp_path/site`` and run Python there with only it on the path (no
+    environment pointing at other models). Returns the site folder and the finished process."""
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
     env.pop("EARSHOT_MODELS_DIR", None)
     env.pop("EARSHOT_BUNDLE", None)
-    res = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "models", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
+    res = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    return site, res
+
+
+def test_unpacked_wheel_finds_its_own_default_model(wheel, tmp_path) -> None:
+    site, res = run_unpacked(wheel, tmp_path, "-m", "engine.cli", "models", "--json")
     (default,) = [m for m in json.loads(res.stdout) if m["default"]]
     assert Path(default["path"]).is_relative_to(site / "engine" / "_shipped_models")
     assert default["trained"] is True
@@ -109,17 +113,10 @@ def test_unpacked_wheel_finds_its_own_default_model(wheel, tmp_path) -> None:
 
 def test_every_bundle_of_the_unpacked_wheel_verifies(wheel, tmp_path) -> None:
     """With the shared weights read from _shared/, every bundle's bytes still hash to its bundle_id."""
-    site = tmp_path / "site"
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(site)
-    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    env.pop("EARSHOT_MODELS_DIR", None)
     code = ("import json; from engine.bundle import list_bundles, shipped_models_dir; "
-            "print(json.dumps([[str(p), s if isinstance(s, str) else s['bundle_id'] if isinstance(s, dict) else "
-            "'ERROR ' + str(s)] for p, s in list_bundles(verify=True) if p.parent == shipped_models_dir()]))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+            "print(json.dumps([[str(p), s['bundle_id'] if isinstance(s, dict) else f'ERROR {s}'] "
+            "for p, s in list_bundles(verify=True) if p.parent == shipped_models_dir()]))")
+    site, res = run_unpacked(wheel, tmp_path, "-c", code)
     got = json.loads(res.stdout)
     assert len(got) == len([d for d in MODELS.iterdir() if (d / "bundle.json").exists()])
     for path, bundle_id in got:
