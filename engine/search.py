@@ -373,7 +373,16 @@ class Searcher:
             while True:
                 ids, scores = index.search(qvecs, kk)
                 best = self._best_per_file(conn, ids.ravel(), scores.ravel(), allowed, exclude)
-                if len(best) >= k or kk >= n:
+                if len(best) >= k:
+                    return best
+                if kk >= n:
+                    files = len(allowed) if allowed is not None else self._file_count(conn)
+                    if complete and len(best) < min(k, files - len(exclude)):
+                        # asked for every window, the graph can still leave some out (a small or degenerate
+                        # one): the files it did not return are scored exactly, not dropped
+                        every = allowed if allowed is not None else np.fromiter(
+                            conn.execute(select(db.File.id)).scalars(), np.int64)
+                        return self._exact(conn, qvecs, k, every, exclude)
                     return best
                 if allowed is not None and kk >= OVERFETCH_MAX:
                     return self._exact(conn, qvecs, k, allowed, exclude) if complete else best

@@ -258,3 +258,25 @@ def test_missing_root_is_left_alone(tmp_path, bundle_dir):
         assert remove_root(lib, root) == len(files)
         assert library_status(lib)["files"] == 0
         assert Searcher(lib).search_text("tone") == []
+
+
+def test_a_graph_that_leaves_files_out_does_not_drop_them(tmp_path, bundle_dir, monkeypatch):
+    """Asked for every window, an HNSW graph (small or full of identical vectors) can return fewer: the
+    files it left out are scored exactly instead of missing from the answer."""
+    root = tmp_path / "Sounds"
+    files = _sounds(root)
+    with Library(tmp_path / "lib", bundle_dir) as lib:
+        _index(lib, root)
+        exact = {h.path: h.score for h in Searcher(lib).search_text("a pure high tone", k=50)}
+        assert len(exact) == len(files)
+        index = lib.sync_index()
+        full = index.search
+
+        def loses_files(qvecs, kk):  # every window asked for, only the best one returned
+            ids, scores = full(qvecs, kk)
+            return ids[:, :1], scores[:, :1]
+
+        monkeypatch.setattr(index, "search", loses_files)
+        hits = Searcher(lib).search_text("a pure high tone", k=50)
+        assert {h.path: h.score for h in hits} == pytest.approx(exact, abs=1e-6)
+        assert len(Searcher(lib).search_text("a pure high tone", k=3)) == 3

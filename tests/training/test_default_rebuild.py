@@ -33,9 +33,9 @@ def test_shipped_default_loads_and_answers(tmp_path):
     assert default_bundle_name(), "resources/models/DEFAULT names no bundle"
     t0 = time.perf_counter()
     b = load_bundle(resolve_bundle(None))
-    assert time.perf_counter() - t0 < 2.0  # hash check of ≤ 30 MB of weights included
+    assert time.perf_counter() - t0 < 2.0  # hash check of ≤ 50 MB of weights included
     size = sum(p.stat().st_size for p in b.path.iterdir() if p.is_file())
-    assert size <= 30 * 2**20
+    assert size <= 50 * 10**6  # the bound for the default bundle
     assert "CC BY 4.0" in b.model_card and "Ma" in b.model_card  # aiSFX attribution
     root = tmp_path / "s"
     corpus = syn.make_corpus(root)
