@@ -420,7 +420,11 @@ class Searcher:
         """The windows of ``file_ids`` as arrays ``(file_id, start_s, end_s)`` and each one's best inner
         product with ``qvecs`` (stored vectors, decoded in one go)."""
         fids, starts, ends, vecs = db.file_window_vectors(conn, self.lib.bundle.bundle_id, self.lib.bundle.dim, file_ids)
-        return fids, starts, ends, (vecs @ qvecs.T).max(axis=1) if len(vecs) else np.zeros(0, np.float32)
+        scores = (vecs @ qvecs.T).max(axis=1) if len(vecs) else np.zeros(0, np.float32)
+        ok = np.isfinite(scores)  # a non-finite vector (an older version stored some) is never an answer,
+        if not ok.all():          # as the search index leaves it out
+            fids, starts, ends, scores = fids[ok], starts[ok], ends[ok], scores[ok]
+        return fids, starts, ends, scores
 
     def _content_scores(self, conn, qvecs: np.ndarray, file_ids: list[int]) -> dict[int, tuple[float, float, float]]:
         """Best-window cosine of given files (found by their words, not their sound)."""
