@@ -191,6 +191,14 @@ def _check_inside(directory: Path, name: Any) -> None:
         raise BundleError(f"bundle {directory} refers to a file outside itself: {name!r}")
 
 
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _shared_digest(spec: Mapping[str, Any], name: str) -> str | None:
     digest = (spec.get("shared_weights") or {}).get(name) if isinstance(spec.get("shared_weights"), dict) else None
     if isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
@@ -248,11 +256,7 @@ def backbone_key(directory: Path, spec: Mapping[str, Any], name: str) -> str:
         ck = (str(path.resolve()), weights, st.st_size, st.st_mtime_ns)
         wdigest = _KEY_CACHE.get(ck, "")
         if not wdigest:
-            h = hashlib.sha256()
-            with path.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            wdigest = _KEY_CACHE[ck] = h.hexdigest()
+            wdigest = _KEY_CACHE[ck] = _sha256_file(path)
     audio = spec["audio"]
     ident = {"arch": entry["arch"], "config": entry.get("config", {}), "weights": wdigest,
              "sample_rate": int(audio["sample_rate"]), "window_s": round(float(audio["window_s"]), 6),
@@ -447,14 +451,6 @@ def write_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_bundle(dest)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def share_identical_weights(models_dir: str | os.PathLike) -> int:
