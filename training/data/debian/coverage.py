@@ -5,7 +5,7 @@ Each source is one module that inventories its package and captions its clips (:
 * General MIDI sound fonts rendered note by note (:mod:`.soundfont`): every melodic program, the
   percussion kits and the sound-effect programs;
 * GCompris's Qt resource bundles (:mod:`.gcompris`): farm animals, instruments, household objects;
-* Hydrogen drum kits (:mod:`.hydrogen`), capped per kit;
+* Hydrogen drum kits (:mod:`.hydrogen`), capped per kit, and a kit of guitar strums (:mod:`.strums`);
 * all LMMS samples (:mod:`.lmms`) not already in the first corpus;
 * game packages with plainly named sounds, FlightGear's aircraft among them (:mod:`.named`).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import captions as cap
-from training.data.debian import gcompris, hydrogen, lmms, named, soundfont
+from training.data.debian import gcompris, hydrogen, lmms, named, soundfont, strums
 from training.data.debian.build import build_corpus
 from training.data.debian.corpus import (
     CorpusError,
@@ -101,6 +101,12 @@ def _scan_hydrogen(extracted: Path, version: str) -> Scanned:
     return rows, caps
 
 
+def _scan_strums(extracted: Path, version: str) -> Scanned:
+    rows, caps, left_out = strums.inventory_rows(extracted, version)
+    log.info("%s: left out %s", strums.PACKAGE, dict(left_out))
+    return rows, caps
+
+
 def _first_corpus_paths() -> set[str]:
     try:
         return {r["path"] for r in cap.read_captions(FIRST_CAPTIONS)}
@@ -150,6 +156,7 @@ SOURCES: dict[str, Source] = {
         Source(gcompris.PACKAGE, _scan_gcompris, _gcompris_category),
         Source(hydrogen.PACKAGE, _scan_hydrogen, lambda member: "drums"),
         Source(lmms.PACKAGE, _scan_lmms, _lmms_category),
+        Source(strums.PACKAGE, _scan_strums, lambda member: "instruments"),
         _soundfont_source("timgm6mb-soundfont"),
         _soundfont_source("musescore-general-soundfont-small"),
         _soundfont_source("fluid-soundfont-gm"),
