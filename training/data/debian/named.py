@@ -47,7 +47,9 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     # 2.5 (the same Contents survey, for the kinds the independent benchmark misses most: animals, people's
     # non-speech sounds, household objects and toys, aircraft and transport): desktop sound themes, office
     # gallery sounds, a transport game, a flight simulator, a football game, a toddler's toy, Csound's source
-    # recordings (instruments, seashore, a fox), XEmacs's sound set (bark, laugh, cuckoo, flush, kiss).
+    # recordings (instruments, seashore), XEmacs's sound set (bark, cat meow, cuckoo, kiss). A few of their
+    # clips are speech under a plain name (Csound's `fox.wav` reads a sentence; Bambam's `youcannot.wav`); the
+    # phrase helpers skipped those concepts, and the clips train with their names (WEAKNESSES.md).
     "ukui-media": ("usr/share/sounds/",),
     "libreoffice-common": ("usr/lib/libreoffice/share/gallery/sounds/",),
     "simutrans-pak64": ("usr/share/games/simutrans/pak/sound/",),

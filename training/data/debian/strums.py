@@ -3,7 +3,8 @@
 Real strums, not rendered notes: 2.1.0's measurement found that single sound-font notes do not teach what
 a strum sounds like. The kit's files are named ``<Root><major|minor>[_UP|_DOWN]_<take>.flac``
 (``Amajor_UP_01.flac``, ``Csharp minor7b5_Down_00.flac``); one take of each chord and stroke is kept (the first),
-so that one kind of sound does not dominate the corpus, and captioned in words people search with.
+so that one kind of sound does not dominate the corpus, and captioned in words people search with (a
+chord's extension, such as ``7b5``, is left out of the words).
 """
 
 from __future__ import annotations
