@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -95,16 +96,16 @@ def _gcompris_category(member: str) -> str:
     return "objects and effects"
 
 
-def _scan_hydrogen(extracted: Path, version: str) -> Scanned:
-    rows, caps, left_out = hydrogen.inventory_rows(extracted, version)
-    log.info("%s: left out %s", hydrogen.PACKAGE, dict(left_out))
-    return rows, caps
+def _inventory_scan(module: ModuleType) -> Callable[[Path, str], Scanned]:
+    """The scanner of a source module whose ``inventory_rows(extracted, version)`` returns rows, captions
+    and reasons for leaving files out (:mod:`.hydrogen`, :mod:`.strums`); the reasons are logged."""
 
+    def scan(extracted: Path, version: str) -> Scanned:
+        rows, caps, left_out = module.inventory_rows(extracted, version)
+        log.info("%s: left out %s", module.PACKAGE, dict(left_out))
+        return rows, caps
 
-def _scan_strums(extracted: Path, version: str) -> Scanned:
-    rows, caps, left_out = strums.inventory_rows(extracted, version)
-    log.info("%s: left out %s", strums.PACKAGE, dict(left_out))
-    return rows, caps
+    return scan
 
 
 def _first_corpus_paths() -> set[str]:
@@ -154,9 +155,9 @@ SOURCES: dict[str, Source] = {
     s.package: s
     for s in (
         Source(gcompris.PACKAGE, _scan_gcompris, _gcompris_category),
-        Source(hydrogen.PACKAGE, _scan_hydrogen, lambda member: "drums"),
+        Source(hydrogen.PACKAGE, _inventory_scan(hydrogen), lambda member: "drums"),
         Source(lmms.PACKAGE, _scan_lmms, _lmms_category),
-        Source(strums.PACKAGE, _scan_strums, lambda member: "instruments"),
+        Source(strums.PACKAGE, _inventory_scan(strums), lambda member: "instruments"),
         _soundfont_source("timgm6mb-soundfont"),
         _soundfont_source("musescore-general-soundfont-small"),
         _soundfont_source("fluid-soundfont-gm"),

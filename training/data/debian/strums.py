@@ -33,9 +33,7 @@ def chord_captions(stem: str) -> list[str] | None:
     m = _NAME.match(stem)
     if not m:
         return None
-    root = (
-        m["root"].upper() + {"sharp": " sharp", "flat": " flat", None: ""}[(m["acc"] or "").lower() or None]
-    )
+    root = m["root"].upper() + {"sharp": " sharp", "flat": " flat", "": ""}[(m["acc"] or "").lower()]
     quality = "major" if m["quality"].lower() == "major" else "minor"  # "minro": the kit's typo
     chord = f"{root} {quality}"
     stroke = {"up": "upstroke", "down": "downstroke", "": ""}[(m["dir"] or "").lower()]
