@@ -148,13 +148,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the named loss terms (applied once, by :class:`training.losses.LossTask`) and τ."""
+    """Weights of the named loss terms (applied once, by :class:`training.losses.LossTask`) and τ.
+
+    ``positives``: which (audio, caption) pairs of a batch the contrastive term counts as matches. Unset
+    (the published recipe): a caption matches only the audio of its own clip. ``"caption"``: a caption
+    also matches every other clip of the batch that carries the same caption text — captions joined per
+    concept (designer phrases, program names) are shared by many clips, and counting those as
+    negatives asks the model to tell apart two sounds by a text that fits both.
+    """
 
     tau: float = 0.05
     contrastive: float = 1.0
     distill: float = 0.0
     cluster_audio: float = 0.0
     cluster_text: float = 0.0
+    positives: str | None = None
 
 
 @dataclass(frozen=True)
@@ -374,6 +382,8 @@ class Recipe:
     def validate(self) -> None:
         """Check cross-field rules; raises :class:`RecipeError`."""
         m = self.model
+        if self.loss.positives not in (None, "clip", "caption"):
+            raise RecipeError(f"loss.positives must be clip or caption, not {self.loss.positives!r}")
         if m.clip_pooling not in ("max_sim", "mean", "random_window"):
             raise RecipeError(
                 f"model.clip_pooling must be max_sim, mean or random_window, not {m.clip_pooling!r}"

@@ -37,7 +37,7 @@ from training.data.pairs import PairTable, build_pairs
 from training.embedding import Embedder
 from training.evaluate import eval_set_for, evaluate_embedder, format_metrics
 from training.features import AudioStore, FrozenBackbone
-from training.losses import LossTask, positives_mask, window_similarity
+from training.losses import LossTask, caption_positives, carried_codes, positives_mask, window_similarity
 from training.model import (
     MODEL_FILE,
     DualEncoder,
@@ -104,6 +104,7 @@ class Trainer:
         self.frozen_audio: FrozenBackbone | None = None
         self.frozen_text: FrozenBackbone | None = None
         self.audio_store: AudioStore | None = None
+        self._carried: np.ndarray | None = None
         self.task = LossTask(
             {
                 "contrastive": recipe.loss.contrastive,
@@ -388,9 +389,15 @@ class Trainer:
         if self.task.needs_clusters:
             assert self.labels is not None
             labels = self.labels.to(self.device)[batch["text_ids"]]
+        if self.recipe.loss.positives == "caption":
+            if self._carried is None:
+                self._carried = carried_codes(self.pairs.pair_clip, self.pairs.pair_text, len(self.pairs.texts))
+            positives = caption_positives(clip_ids, text_ids, self._carried, len(self.pairs.texts))
+        else:
+            positives = positives_mask(clip_ids)
         return self.task(
             sim,
-            positives_mask(clip_ids),
+            positives,
             teacher_sim,
             out.get("audio_logits"),
             out.get("text_logits"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -128,6 +129,23 @@ class LossTask(nn.Module):
 def positives_mask(clip_ids: Tensor) -> Tensor:
     """Bool ``[B, B]``: pair ``i`` and pair ``j`` share their audio clip (``clip_ids`` int64 ``[B]``)."""
     return clip_ids.unsqueeze(1) == clip_ids.unsqueeze(0)
+
+
+def caption_positives(clip_ids: Tensor, text_ids: Tensor, carried: np.ndarray, n_texts: int) -> Tensor:
+    """Bool ``[B, B]``: clip ``i`` carries caption ``j``'s text, or pair ``i`` and ``j`` share their clip.
+
+    ``carried``: the sorted codes ``clip * n_texts + text`` of every (clip, caption) pair of the table
+    (:func:`carried_codes`).
+    """
+    codes = clip_ids.cpu().numpy()[:, None] * n_texts + text_ids.cpu().numpy()[None, :]
+    found = np.searchsorted(carried, codes.ravel()).clip(max=len(carried) - 1)
+    hit = torch.from_numpy((carried[found] == codes.ravel()).reshape(codes.shape)).to(clip_ids.device)
+    return hit | positives_mask(clip_ids)
+
+
+def carried_codes(pair_clip: np.ndarray, pair_text: np.ndarray, n_texts: int) -> np.ndarray:
+    """The sorted unique codes ``clip * n_texts + text`` of a pair table (for :func:`caption_positives`)."""
+    return np.unique(np.asarray(pair_clip, np.int64) * n_texts + np.asarray(pair_text, np.int64))
 
 
 def window_similarity(audio: Tensor, audio_mask: Tensor, text: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -13,6 +14,8 @@ from training.losses import (
     ContrastiveLoss,
     DistillationLoss,
     LossTask,
+    caption_positives,
+    carried_codes,
     positives_mask,
     window_similarity,
 )
@@ -37,6 +40,32 @@ def test_multi_positive_mask_treats_captions_of_one_clip_as_positives() -> None:
     assert got.item() == pytest.approx(math.log(1 + math.e) - 0.5, rel=1e-6)
     single = ContrastiveLoss(tau=1.0)(sim, torch.eye(2, dtype=torch.bool))["contrastive"]
     assert single.item() == pytest.approx(math.log(1 + math.e) - 1.0, rel=1e-6)
+
+
+def test_caption_positives_count_other_clips_that_carry_the_caption() -> None:
+    # Clip 0 carries "piano note" (text 0) and "c4" (text 1); clip 1 carries "piano note" and "e4" (text 2);
+    # clip 2 carries "dog bark" (text 3).
+    pair_clip = np.array([0, 0, 1, 1, 2])
+    pair_text = np.array([0, 1, 0, 2, 3])
+    carried = carried_codes(pair_clip, pair_text, n_texts=4)
+    # A batch: (clip 0, "c4"), (clip 1, "piano note"), (clip 2, "dog bark"), (clip 0, "piano note").
+    clip_ids, text_ids = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 0, 3, 0])
+    pos = caption_positives(clip_ids, text_ids, carried, n_texts=4)
+    expected = torch.tensor(
+        [
+            [True, True, False, True],  # clip 0 carries "c4" and "piano note", not "dog bark"
+            [False, True, False, True],  # clip 1 carries "piano note" only
+            [False, False, True, False],
+            [True, True, False, True],
+        ]
+    )
+    assert torch.equal(pos, expected)
+    # It only ever adds positives to the same-clip rule, and it changes the loss.
+    assert (pos | positives_mask(clip_ids)).equal(pos)
+    sim = torch.eye(4) * 0.5
+    by_clip = ContrastiveLoss(0.05)(sim, positives_mask(clip_ids))["contrastive"]
+    by_caption = ContrastiveLoss(0.05)(sim, pos)["contrastive"]
+    assert by_caption.item() != pytest.approx(by_clip.item())
 
 
 def test_distillation_is_cross_entropy_to_the_softmaxed_teacher() -> None:

@@ -22,7 +22,7 @@ from engine.library import Library
 from engine.search import Searcher
 from tests.training import synthetic as syn
 from training.cli import main
-from training.config import load_recipe
+from training.config import load_recipe, load_run_recipe
 from training.embedding import Embedder
 from training.evaluate import eval_set_for, evaluate_embedder
 from training.model import create_model
@@ -277,3 +277,22 @@ def test_cli_reports_problems_without_a_traceback(tmp_path: Path, corpus: dict[s
         main(["stage9"])
     assert exc.value.code == 2
     np.testing.assert_equal(torch.get_num_threads() >= 1, True)
+
+
+def test_caption_positives_train_and_are_recorded(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    # loss.positives = "caption": a caption shared by several clips counts every one of them as a match.
+    rec, runs = _recipes(tmp_path, corpus, trainable=False)
+    common = (
+        rec["common"]
+        .read_text()
+        .replace("trainable = false\n\n[model.text", "trainable = false\nship_weights = true\n\n[model.text")
+    )
+    rec["common"].write_text(common)
+    _cli("stage1", "--config", str(rec["stage1"]), "--set", 'loss.positives="caption"', "--set", "train.epochs=16",
+         "--set", "train.plot=false")
+    saved = load_run_recipe(runs / "stage1-s0")
+    assert saved.loss.positives == "caption"
+    _cli("export", "--config", str(rec["common"]), "--set", f"export.source={runs}/stage1-s0")
+    top1, top3 = _search_accuracy(runs / "bundle" / "tiny-smoke", corpus, tmp_path / "library")
+    assert top1 >= 3 and top3 >= 4
+    assert main(["stage1", "--config", str(rec["stage1"]), "--set", 'loss.positives="concept"', *QUIET]) != 0
