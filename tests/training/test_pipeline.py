@@ -139,17 +139,21 @@ def _tiny_backbones(recipe) -> dict:
     return {"audio_backbone": audio, "text_backbone": text}
 
 
+def _shipping_recipes(tmp: Path, corpus: dict[str, Path]) -> tuple[dict[str, Path], Path]:
+    """The tiny recipes with frozen backbones whose audio weights the exported bundle ships."""
+    rec, runs = _recipes(tmp, corpus, trainable=False)
+    common = rec["common"].read_text()
+    rec["common"].write_text(
+        common.replace("trainable = false\n\n[model.text", "trainable = false\nship_weights = true\n\n[model.text")
+    )
+    return rec, runs
+
+
 @pytest.mark.parametrize("pooling", ["max_sim", "mean", "random_window"])
 def test_frozen_backbones_train_heads_on_cached_features(
     tmp_path: Path, corpus: dict[str, Path], pooling: str
 ) -> None:
-    rec, runs = _recipes(tmp_path, corpus, trainable=False)
-    common = (
-        rec["common"]
-        .read_text()
-        .replace("trainable = false\n\n[model.text", "trainable = false\nship_weights = true\n\n[model.text")
-    )
-    rec["common"].write_text(common)
+    rec, runs = _shipping_recipes(tmp_path, corpus)
     plot = "true" if pooling == "max_sim" else "false"
     _cli(
         "stage1",
@@ -281,13 +285,7 @@ def test_cli_reports_problems_without_a_traceback(tmp_path: Path, corpus: dict[s
 
 def test_caption_positives_train_and_are_recorded(tmp_path: Path, corpus: dict[str, Path]) -> None:
     # loss.positives = "caption": a caption shared by several clips counts every one of them as a match.
-    rec, runs = _recipes(tmp_path, corpus, trainable=False)
-    common = (
-        rec["common"]
-        .read_text()
-        .replace("trainable = false\n\n[model.text", "trainable = false\nship_weights = true\n\n[model.text")
-    )
-    rec["common"].write_text(common)
+    rec, runs = _shipping_recipes(tmp_path, corpus)
     _cli("stage1", "--config", str(rec["stage1"]), "--set", 'loss.positives="caption"', "--set", "train.epochs=16",
          "--set", "train.plot=false")
     saved = load_run_recipe(runs / "stage1-s0")
