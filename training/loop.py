@@ -169,6 +169,8 @@ class Trainer:
             synonyms=synonyms,
             word_delete_p=None if a.word_delete == "one" else a.word_delete_p,
         )
+        weights = np.array([c.sample_weight for c in self.pairs.clips], np.float64)[self.pairs.pair_clip]
+        self.pair_weight: np.ndarray | None = None if (weights == 1.0).all() else weights
         self.text_source = np.arange(len(self.pairs.all_texts), dtype=np.int64)
         for t, vs in enumerate(self.pairs.variants):
             self.text_source[vs] = t
@@ -421,7 +423,20 @@ class Trainer:
                 "steps leaves fewer than 2 pairs per micro-batch"
             )
         global_batch = micro * per_step
-        return global_batch, micro, max(1, len(self.pairs) // global_batch)
+        drawn = len(self.pairs) if self.pair_weight is None else int(round(self.pair_weight.sum()))
+        return global_batch, micro, max(1, drawn // global_batch)
+
+    def _epoch_order(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """The pairs of one epoch, in order: every pair once, or — when sources weigh their clips
+        (``options.sample_weight``) — each pair kept with its clip's weight (topped up by draws among the
+        kept ones when chance kept too few for ``size``)."""
+        if self.pair_weight is None:
+            return rng.permutation(len(self.pairs))[:size]
+        kept = np.flatnonzero(rng.random(len(self.pairs)) < self.pair_weight)
+        order = rng.permutation(kept)
+        if len(order) < size:
+            order = np.concatenate([order, rng.choice(kept, size - len(order))])
+        return order[:size]
 
     def _evaluate(self, epoch: int) -> dict[str, float] | None:
         if self.eval_set is None:
@@ -468,7 +483,7 @@ class Trainer:
         epoch = int(state["epochs_done"])
         while epoch < t.epochs and step < stop_at:
             rng = np.random.default_rng([t.seed, epoch])
-            perm = rng.permutation(len(self.pairs))[: steps_per_epoch * global_batch]
+            perm = self._epoch_order(rng, steps_per_epoch * global_batch)
             records: list[dict] = []
             bar = None
             if self.progress and ctx.is_main:

@@ -168,3 +168,15 @@ def test_concept_captions_join_every_clip_of_a_concept(tmp_path: Path) -> None:
         read_sources([SourceConfig("captions", str(plain), str(tmp_path), options={"concept_captions": str(queries)})])
     with pytest.raises(DataError, match="not found"):
         read_sources([SourceConfig("captions", str(table), str(tmp_path), options={"concept_captions": "nope.tsv"})])
+
+
+def test_sample_weight_marks_a_sources_clips(tmp_path: Path) -> None:
+    table = _write(tmp_path / "cov.csv", "path,caption,package\na/x.wav,a flute note,fluid\na/z.wav,a dog barks,game\n")
+    fonts = SourceConfig("captions", str(table), str(tmp_path), options={"packages": ["fluid"], "sample_weight": 0.25})
+    games = SourceConfig("captions", str(table), str(tmp_path), options={"packages": ["game"]})
+    clips = read_sources([fonts, games])
+    assert {c.path.name: c.sample_weight for c in clips} == {"x.wav": 0.25, "z.wav": 1.0}
+    for bad in (0.0, 1.5):
+        wrong = SourceConfig("captions", str(table), str(tmp_path), options={"sample_weight": bad})
+        with pytest.raises(DataError, match="sample_weight"):
+            read_sources([wrong])

@@ -68,6 +68,9 @@ class Clip:
     concept: str = ""
     duration_s: float | None = None
     mix: tuple[str, str, float] | None = field(default=None)
+    #: Share of this clip's (audio, caption) pairs that an epoch of training draws (a source's
+    #: ``options.sample_weight``, in (0, 1]; 1 draws every pair once).
+    sample_weight: float = 1.0
 
 
 def _root(src: SourceConfig) -> Path:
@@ -108,6 +111,9 @@ def _group(
     for path, caption, row in rows:
         caps.setdefault(path, []).append(caption)
         first.setdefault(path, row)
+    weight = float(src.options.get("sample_weight", 1.0))
+    if not 0.0 < weight <= 1.0:
+        raise DataError(f"{src.path}: options.sample_weight must be in (0, 1], got {weight}")
     clips = []
     for path in sorted(caps):
         row = first[path]
@@ -122,6 +128,7 @@ def _group(
                 licence=row.get("licence", "") or row.get("license", ""),
                 concept=row.get("concept", ""),
                 duration_s=float(duration) if duration not in (None, "") else None,
+                sample_weight=weight,
             )
         )
     clips = [c for c in clips if c.captions]
