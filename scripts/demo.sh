@@ -24,7 +24,8 @@ for pkg in "${PACKAGES[@]}"; do
 done
 E=".venv/bin/earshot --library $DEMO/library"
 $E models
-$E index "$DEMO/sounds"
+# The shipped default, also for a demo library indexed by an older default (moved by re-projection, no decoding).
+$E --model "$(cat resources/models/DEFAULT)" index "$DEMO/sounds"
 for q in "explosion" "metal clang" "footsteps" "water splash" "door opening" "a short notification chime"; do
   echo; echo "── $q"; $E search "$q" -k 5
 done
