@@ -104,7 +104,6 @@ class Trainer:
         self.frozen_audio: FrozenBackbone | None = None
         self.frozen_text: FrozenBackbone | None = None
         self.audio_store: AudioStore | None = None
-        self._carried: np.ndarray | None = None
         self.task = LossTask(
             {
                 "contrastive": recipe.loss.contrastive,
@@ -171,6 +170,9 @@ class Trainer:
         )
         weights = np.array([c.sample_weight for c in self.pairs.clips], np.float64)[self.pairs.pair_clip]
         self.pair_weight: np.ndarray | None = None if (weights == 1.0).all() else weights
+        self.carried: np.ndarray | None = None  # (clip, caption) codes, when shared captions are matches
+        if r.loss.positives == "caption":
+            self.carried = carried_codes(self.pairs.pair_clip, self.pairs.pair_text, len(self.pairs.texts))
         self.text_source = np.arange(len(self.pairs.all_texts), dtype=np.int64)
         for t, vs in enumerate(self.pairs.variants):
             self.text_source[vs] = t
@@ -391,10 +393,8 @@ class Trainer:
         if self.task.needs_clusters:
             assert self.labels is not None
             labels = self.labels.to(self.device)[batch["text_ids"]]
-        if self.recipe.loss.positives == "caption":
-            if self._carried is None:
-                self._carried = carried_codes(self.pairs.pair_clip, self.pairs.pair_text, len(self.pairs.texts))
-            positives = caption_positives(clip_ids, text_ids, self._carried, len(self.pairs.texts))
+        if self.carried is not None:
+            positives = caption_positives(clip_ids, text_ids, self.carried, len(self.pairs.texts))
         else:
             positives = positives_mask(clip_ids)
         return self.task(
@@ -433,6 +433,8 @@ class Trainer:
         if self.pair_weight is None:
             return rng.permutation(len(self.pairs))[:size]
         kept = np.flatnonzero(rng.random(len(self.pairs)) < self.pair_weight)
+        if len(kept) == 0:  # a tiny table of tiny weights: chance kept nothing, draw among all pairs
+            kept = np.arange(len(self.pairs))
         order = rng.permutation(kept)
         if len(order) < size:
             order = np.concatenate([order, rng.choice(kept, size - len(order))])

@@ -41,3 +41,9 @@ def test_weighted_epochs_draw_pairs_in_proportion_to_their_weight() -> None:
     # Every full-weight pair is kept in every epoch (the cut to the epoch's size drops a few at random).
     order = t._epoch_order(np.random.default_rng(5), 1984)
     assert (order < 1000).sum() > 900
+
+
+def test_an_epoch_is_drawn_even_when_chance_keeps_no_pair() -> None:
+    t = _trainer(np.full(4, 1e-9), 4)
+    order = t._epoch_order(np.random.default_rng(0), 2)
+    assert len(order) == 2 and set(order.tolist()) <= {0, 1, 2, 3}
