@@ -376,12 +376,13 @@ class Searcher:
                 if len(best) >= k:
                     return best
                 if kk >= n:
-                    files = len(allowed) if allowed is not None else self._file_count(conn)
-                    if complete and len(best) < min(k, files - len(exclude)):
+                    # files with windows (a file that failed to decode has none and is never a content hit)
+                    every = self._ok_files(conn)
+                    if allowed is not None:
+                        every = np.intersect1d(every, allowed, assume_unique=True)
+                    if complete and len(best) < min(k, len(every) - len(exclude)):
                         # asked for every window, the graph can still leave some out (a small or degenerate
                         # one): the files it did not return are scored exactly, not dropped
-                        every = allowed if allowed is not None else np.fromiter(
-                            conn.execute(select(db.File.id)).scalars(), np.int64)
                         return self._exact(conn, qvecs, k, every, exclude)
                     return best
                 if allowed is not None and kk >= OVERFETCH_MAX:
@@ -415,6 +416,17 @@ class Searcher:
             got = np.array([conn.execute(select(func.count()).select_from(db.File)).scalar_one()], np.int64)
             self.lib.filter_cache[key] = got
         return max(1, int(got[0]))
+
+    def _ok_files(self, conn) -> np.ndarray:
+        """Sorted ids of the files that were indexed (status ``ok``: they have windows), remembered like
+        :meth:`_file_count`."""
+        key = ("<ok files>", db.generation(conn), db.names_generation(conn))
+        got = self.lib.filter_cache.get(key)
+        if got is None:
+            got = np.fromiter(conn.execute(
+                select(db.File.id).where(db.File.status == "ok").order_by(db.File.id)).scalars(), np.int64)
+            self.lib.filter_cache[key] = got
+        return got
 
     def _window_scores(self, conn, qvecs: np.ndarray, file_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The windows of ``file_ids`` as arrays ``(file_id, start_s, end_s)`` and each one's best inner

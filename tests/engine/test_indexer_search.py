@@ -280,3 +280,25 @@ def test_a_graph_that_leaves_files_out_does_not_drop_them(tmp_path, bundle_dir, 
         hits = Searcher(lib).search_text("a pure high tone", k=50)
         assert {h.path: h.score for h in hits} == pytest.approx(exact, abs=1e-6)
         assert len(Searcher(lib).search_text("a pure high tone", k=3)) == 3
+
+
+def test_files_that_failed_do_not_make_a_complete_answer_look_short(tmp_path, bundle_dir, monkeypatch):
+    """A file that failed to decode has no windows: when the graph returned every indexed file, the search
+    does not go on to score the whole library exactly because the failed files are missing from it."""
+    root = tmp_path / "Sounds"
+    files = _sounds(root)
+    af.make_bad_files(root / "bad")
+    with Library(tmp_path / "lib", bundle_dir) as lib:
+        _index(lib, root)
+        assert library_status(lib)["errors"] > 0
+        calls = []
+        exact = Searcher._exact
+
+        def counted(self, *a, **kw):
+            calls.append(1)
+            return exact(self, *a, **kw)
+
+        monkeypatch.setattr(Searcher, "_exact", counted)
+        hits = Searcher(lib).search_text("a pure high tone", k=50)
+        assert {Path(h.path).name for h in hits} >= {Path(p).name for p in files.values()}
+        assert calls == []
