@@ -376,14 +376,15 @@ class Searcher:
                 if len(best) >= k:
                     return best
                 if kk >= n:
-                    # files with windows (a file that failed to decode has none and is never a content hit)
-                    every = self._ok_files(conn)
-                    if allowed is not None:
-                        every = np.intersect1d(every, allowed, assume_unique=True)
-                    if complete and len(best) < min(k, len(every) - len(exclude)):
-                        # asked for every window, the graph can still leave some out (a small or degenerate
-                        # one): the files it did not return are scored exactly, not dropped
-                        return self._exact(conn, qvecs, k, every, exclude)
+                    if complete:
+                        # files with windows (a file that failed to decode has none, never a content hit)
+                        every = self._ok_files(conn)
+                        if allowed is not None:
+                            every = np.intersect1d(every, allowed, assume_unique=True)
+                        if len(best) < min(k, len(every) - len(exclude)):
+                            # asked for every window, the graph can still leave some out (a small or
+                            # degenerate one): the files it did not return are scored exactly, not dropped
+                            return self._exact(conn, qvecs, k, every, exclude)
                     return best
                 if allowed is not None and kk >= OVERFETCH_MAX:
                     return self._exact(conn, qvecs, k, allowed, exclude) if complete else best
