@@ -23,7 +23,7 @@ from pathlib import Path
 from engine.bundle import load_bundle
 from engine.errors import EarshotError
 from training.config import Recipe, load_recipe, save_recipe
-from training.model import MODEL_FILE, write_json
+from training.model import MODEL_FILE, save_safetensors, write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _check(recipe: Recipe, bundle, member) -> None:
 
 def runs_from_bundle(bundle_dir: str | Path, out_dir: str | Path, recipe: Recipe) -> list[Path]:
     """Write one run directory per member of the bundle; returns them (in member order)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     bundle = load_bundle(bundle_dir)
     out = []
@@ -78,9 +78,7 @@ def runs_from_bundle(bundle_dir: str | Path, out_dir: str | Path, recipe: Recipe
             "audio_in": str(int(member.audio_head["config"]["in_dim"])),
             "text_in": str(int(member.text_head["config"]["in_dim"])),
         }
-        tmp = run / (MODEL_FILE + ".part")
-        save_file(heads, str(tmp), metadata=meta)
-        tmp.replace(run / MODEL_FILE)
+        save_safetensors(heads, run / MODEL_FILE, meta)
         save_recipe(recipe, run)
         write_json(
             run / "final.json",

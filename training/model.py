@@ -147,10 +147,28 @@ def create_model(
     return model
 
 
-def save_model(model: DualEncoder, path: str | Path) -> None:
-    """Write the model's weights (safetensors) with the dims needed to rebuild it; atomic."""
-    from safetensors.torch import save_file
+def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """Write ``state`` to ``path`` (atomic) with the metadata keys in sorted order, so that one state gives one
+    file, byte for byte. safetensors keeps metadata in a hash map whose order changes from process to process;
+    the header is compact JSON, so reordering its metadata keeps its length and every data offset."""
+    from safetensors.torch import save
 
+    data = bytearray(save(state, metadata=metadata))
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    canonical = json.dumps(header, separators=(",", ":")).encode()
+    if len(canonical) > n:  # never expected: the library wrote another JSON layout; keep its bytes
+        canonical = bytes(data[8 : 8 + n])
+    data[8 : 8 + n] = canonical.ljust(n, b" ")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(bytes(data))
+    tmp.replace(path)
+
+
+def save_model(model: DualEncoder, path: str | Path) -> None:
+    """Write the model's weights (safetensors) with the dims needed to rebuild it; atomic and byte-reproducible."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -159,9 +177,7 @@ def save_model(model: DualEncoder, path: str | Path) -> None:
         "audio_in": str(model.audio_in),
         "text_in": str(model.text_in),
     }
-    tmp = path.with_name(path.name + ".part")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    save_safetensors(state, path, meta)
 
 
 def read_model_meta(path: str | Path) -> dict[str, int]:
