@@ -149,7 +149,7 @@ def create_model(
 
 def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
     """Write ``state`` to ``path`` (atomic) with the metadata keys in sorted order, so that one state gives one
-    file, byte for byte. safetensors keeps metadata in a hash map whose order changes from process to process;
+    file, byte for byte. safetensors keeps metadata in a hash map whose order changes from one save to the next;
     the header is compact JSON, so reordering its metadata keeps its length and every data offset."""
     from safetensors.torch import save
 
@@ -157,7 +157,7 @@ def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
     header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
-    canonical = json.dumps(header, separators=(",", ":")).encode()
+    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     if len(canonical) > n:  # never expected: the library wrote another JSON layout; keep its bytes
         canonical = bytes(data[8 : 8 + n])
     data[8 : 8 + n] = canonical.ljust(n, b" ")
