@@ -11,6 +11,7 @@ Signal path (config keys in brackets)::
       → front-end (engine.models.mel.aisfx_frontend; [peak_normalize]) → Tensor[B, T, 96]
       → 4 conv blocks (Conv3x3-BN-ReLU ×2, then max-pool 2×2, 2×2, 2×2, 1×1) → Tensor[B, 512, T//8, 12]
       → mean over frequency → features Tensor[B, 512, T//8]      (forward_features)
+        [blocks = 2: block 3's output, mean over frequency, appended → Tensor[B, 768, T//8]]
       → time pooling [time_pool]: "max" (original, 512-d), "mean" (512-d), "meanmax" (1024-d)
       ⊕ [classifiers]: the checkpoint's nine classifier heads (MLP 512→256→128→classes, one per
         professional library it was trained on: 378 classes in all) applied to the max-pooled 512-d
@@ -119,6 +120,9 @@ class AisfxCNN(nn.Module):
         ``classifiers``: ``"none"`` (default), ``"logits"`` or ``"probs"``: append the outputs of the
             checkpoint's nine classifier heads (378 values, see :data:`CLASSIFIER_HEADS`), computed from
             the max-pooled embedding of the same window, whatever ``time_pool`` is.
+        ``blocks``: ``1`` (default: the last conv block's 512 channels) or ``2`` (the last two blocks:
+            512 + 256 = 768 channels, pooled alike; block 3 runs at block 4's time resolution, so the
+            same CNN pass gives both at no extra cost).
         ``classifier_scale``: factor applied to those outputs (default 1.0; logits are ≈ 5× larger
             than the conv features, probabilities ≈ 30× smaller).
         ``pretrained``: safetensors file (absolute, or relative to the bundle directory) for
@@ -135,8 +139,11 @@ class AisfxCNN(nn.Module):
         hl1: int = 64,
         classifiers: str = "none",
         classifier_scale: float = 1.0,
+        blocks: int = 1,
     ) -> None:
         super().__init__()
+        if blocks not in (1, 2):
+            raise ModelError(f"aisfx_cnn: blocks must be 1 or 2, got {blocks!r}")
         if time_pool not in TIME_POOLS:
             raise ModelError(f"aisfx_cnn: time_pool must be one of {TIME_POOLS}, got {time_pool!r}")
         if classifiers not in CLASSIFIER_OUTPUTS:
@@ -153,7 +160,9 @@ class AisfxCNN(nn.Module):
         self.conv_block2 = ConvBlock(chans[1], chans[2], pools[1])
         self.conv_block3 = ConvBlock(chans[2], chans[3], pools[2])
         self.conv_block4 = ConvBlock(chans[3], chans[4], pools[3])
-        self.feature_dim = chans[4]
+        self.feature_dim = chans[4]  # the classifier heads' input: the last block's channels
+        self.blocks = int(blocks)
+        self.channels = chans[4] + (chans[3] if self.blocks == 2 else 0)  # channels of forward_features
         self.classifier_output = classifiers
         self.classifier_scale = float(classifier_scale)
         self.peak_normalize = peak_normalize
@@ -168,7 +177,7 @@ class AisfxCNN(nn.Module):
                 for _, n in CLASSIFIER_HEADS
             )
             n_classes = sum(n for _, n in CLASSIFIER_HEADS)
-        self.out_dim = self.feature_dim * (2 if time_pool == "meanmax" else 1) + n_classes
+        self.out_dim = self.channels * (2 if time_pool == "meanmax" else 1) + n_classes
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -180,7 +189,7 @@ class AisfxCNN(nn.Module):
         sample_rate = config.pop("sample_rate", cls.sample_rate)
         if int(sample_rate) != cls.sample_rate:
             raise ModelError(f"aisfx_cnn runs at {cls.sample_rate} Hz, not {sample_rate}")
-        allowed = {"time_pool", "peak_normalize", "hl1", "classifiers", "classifier_scale"}
+        allowed = {"time_pool", "peak_normalize", "hl1", "classifiers", "classifier_scale", "blocks"}
         unknown = set(config) - allowed
         if unknown:
             raise ModelError(f"aisfx_cnn: unknown config keys {sorted(unknown)}")
@@ -231,7 +240,8 @@ class AisfxCNN(nn.Module):
         return self.to(memory_format=torch.channels_last)
 
     def forward_features(self, spec: Tensor) -> Tensor:
-        """Log-mel ``Tensor[B, T, 96]`` (from ``self.frontend``) → features ``Tensor[B, 512, T // 8]``.
+        """Log-mel ``Tensor[B, T, 96]`` (from ``self.frontend``) → features ``Tensor[B, 512, T // 8]``
+        (``Tensor[B, 768, T // 8]`` with ``blocks = 2``: the last block's channels first, then block 3's).
 
         Inputs shorter than 8 frames are padded with silence (0) to 8 frames, as aiSFX pads short
         blocks. Feature step ``j`` covers mel frames ``8j … 8j + 7`` (see the module docstring).
@@ -243,13 +253,15 @@ class AisfxCNN(nn.Module):
         x = spec.unsqueeze(1)
         x = self.conv_block1(x)
         x = self.conv_block2(x)
-        x = self.conv_block3(x)
-        x = self.conv_block4(x)
-        return x.mean(dim=3)
+        x3 = self.conv_block3(x)
+        x = self.conv_block4(x3).mean(dim=3)
+        if self.blocks == 2:
+            return torch.cat([x, x3.mean(dim=3)], dim=1)
+        return x
 
     def pool_time(self, features: Tensor) -> Tensor:
-        """``Tensor[B, 512, T']`` → ``Tensor[B, out_dim]`` with the configured ``time_pool`` (and the
-        classifier outputs when configured)."""
+        """``Tensor[B, channels, T']`` → ``Tensor[B, out_dim]`` with the configured ``time_pool`` (and the
+        classifier outputs, from the last block's max-pooled channels, when configured)."""
         peak = features.amax(dim=2)
         if self.time_pool == "max":
             pooled = peak
@@ -259,7 +271,7 @@ class AisfxCNN(nn.Module):
             pooled = torch.cat([features.mean(dim=2), peak], dim=1)
         if self.classifiers is None:
             return pooled
-        return torch.cat([pooled, self.classify(peak)], dim=1)
+        return torch.cat([pooled, self.classify(peak[:, : self.feature_dim])], dim=1)
 
     def classify(self, embedding: Tensor) -> Tensor:
         """Max-pooled embedding ``Tensor[B, 512]`` → the nine heads' outputs ``Tensor[B, 378]`` (logits,
@@ -285,17 +297,20 @@ class AisfxCNN(nn.Module):
         ``classifiers`` (needed when this model uses them), the raw logits. Training caches those once
         and derives every variant from them with :meth:`from_cached`, so trying a pooling or classifier
         setting costs no new feature extraction."""
-        return {
+        config = {
             "time_pool": "meanmax",
             "peak_normalize": self.peak_normalize,
             "hl1": self.hl1,
             "classifiers": "logits" if classifiers or self.classifiers is not None else "none",
         }
+        if self.blocks != 1:  # absent for one block, so the caches of one-block models keep their key
+            config["blocks"] = self.blocks
+        return config
 
     def from_cached(self, cached: Tensor) -> Tensor:
-        """Outputs of a :meth:`cache_config` model ``Tensor[B, 2·512 (+378)]`` → this model's
+        """Outputs of a :meth:`cache_config` model ``Tensor[B, 2·channels (+378)]`` → this model's
         ``Tensor[B, out_dim]``; equal to :meth:`forward` on the same windows (up to float rounding)."""
-        d = self.feature_dim
+        d = self.channels
         n_classes = sum(n for _, n in CLASSIFIER_HEADS)
         widths = (2 * d + n_classes,) if self.classifiers is not None else (2 * d, 2 * d + n_classes)
         if cached.shape[1] not in widths:

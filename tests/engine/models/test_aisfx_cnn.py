@@ -328,6 +328,8 @@ def test_convert_script_no_classifiers_and_foreign_heads(tmp_path):
         {"classifiers": "logits"},
         {"classifiers": "probs", "classifier_scale": 4.0},
         {"time_pool": "meanmax", "classifiers": "logits", "classifier_scale": 0.25},
+        {"blocks": 2},
+        {"blocks": 2, "time_pool": "meanmax", "classifiers": "logits"},
     ],
 )
 def test_cached_wide_features_derive_every_variant(config, tmp_path):
@@ -351,6 +353,29 @@ def test_cached_wide_features_derive_every_variant(config, tmp_path):
             torch.testing.assert_close(part.sum(dim=1), torch.full((3,), 4.0), rtol=1e-4, atol=1e-4)
     with pytest.raises(ModelError):
         model.from_cached(wide(wave)[:, :100])
+
+
+def test_two_blocks_append_block3_and_keep_the_one_block_outputs(small_net):
+    """``blocks = 2``: the last block's features unchanged, block 3's (mean over frequency) appended; the
+    classifier heads still read the last block's max-pooled channels; one-block caches keep their key."""
+    two = AisfxCNN.from_config({"hl1": 8, "blocks": 2, "time_pool": "meanmax"})
+    two.load_state_dict(small_net.state_dict())
+    two.eval()
+    spec = torch.rand(2, 100, 96)
+    with torch.no_grad():
+        feats = two.forward_features(spec)
+        one = small_net.eval().forward_features(spec)
+        x = spec.unsqueeze(1)
+        for block in (two.conv_block1, two.conv_block2, two.conv_block3):
+            x = block(x)
+        out = two.pool_time(feats)
+    assert two.channels == 64 + 32 and feats.shape == (2, 96, 12) and two.out_dim == 2 * 96
+    torch.testing.assert_close(feats[:, :64], one)
+    torch.testing.assert_close(feats[:, 64:], x.mean(dim=3))
+    torch.testing.assert_close(out[:, 96:], feats.amax(dim=2))
+    assert "blocks" not in small_net.cache_config() and two.cache_config()["blocks"] == 2
+    with pytest.raises(ModelError, match="blocks must be"):
+        AisfxCNN.from_config({"blocks": 3})
 
 
 def test_classifier_config_errors():
