@@ -168,6 +168,12 @@ def test_concept_captions_join_every_clip_of_a_concept(tmp_path: Path) -> None:
         read_sources([SourceConfig("captions", str(plain), str(tmp_path), options={"concept_captions": str(queries)})])
     with pytest.raises(DataError, match="not found"):
         read_sources([SourceConfig("captions", str(table), str(tmp_path), options={"concept_captions": "nope.tsv"})])
+    # a list of tables: read in order, each one's queries appended (a repeat is not added twice)
+    more = _write(tmp_path / "more.csv", "concept,query\ndog bark,woof\ndog bark,bowed cello sustain\n")
+    both = {"concept_captions": [str(queries), str(more)]}
+    listed = {c.path.name: c for c in read_sources([SourceConfig("captions", str(table), str(tmp_path), "train", options=both)])}
+    assert listed["dog.wav"].captions == ("a dog barks", "woof", "bowed cello sustain")
+    assert listed["lo.wav"].captions == ("cello note", "bowed cello sustain")
 
 
 def test_sample_weight_marks_a_sources_clips(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ Formats (``SourceConfig.format``):
   split, duration_s``; see :mod:`training.data.captions`).
 
 Any reader whose rows name a ``concept`` takes ``options.concept_captions``: a table (CSV or TSV) of
-``concept, query`` rows whose queries join the captions of every clip of that concept (matched by
+``concept, query`` rows, or a list of such tables read in order, whose queries join the captions of every clip of that concept (matched by
 :func:`concept_key`). It carries wordings written apart from the captions (how users search) to every
 recording of a concept; a recipe sets it on training sources only.
 
@@ -132,8 +132,9 @@ def _group(
             )
         )
     clips = [c for c in clips if c.captions]
-    if src.options.get("concept_captions"):
-        clips = _add_concept_captions(clips, Path(str(src.options["concept_captions"])), src)
+    tables = src.options.get("concept_captions")
+    for table in [tables] if isinstance(tables, str) else (tables or []):
+        clips = _add_concept_captions(clips, Path(str(table)), src)
     return clips[: src.max_clips] if src.max_clips > 0 else clips
 
 
