@@ -7,6 +7,9 @@
 #     BUNDLE_DEST  default RUNS_DIR/bundle/<name>-<version> of the recipe (earshot-sfx-small-2.1.0)
 #   Environment: PYTHON (interpreter, absolute; default the repository's .venv/bin/python),
 #                SEEDS ("0 1 2"), EPOCHS (recipe default), THREADS (1 per run: fastest on 2 cores),
+#                JOBS (1: seeds one after another; N: up to N seeds' runs side by side — each run is
+#                single-threaded and deterministic, so the bundle is the same; the first stage-1 seed runs
+#                alone, as it fills the feature cache the others read),
 #                LAST_STAGE (3, the default: stage 1 + teacher, distillation and augmentation, cluster
 #                heads, as 1.0.0 and 2.1.0 were built; 1: stage-1 members only, as 2.0.x),
 #                KEEP (a bundle whose members join the ensemble; default
@@ -20,6 +23,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-runs/sfx-small}
 SEEDS=${SEEDS:-0 1 2}
 THREADS=${THREADS:-1}
+JOBS=${JOBS:-1}
 PY="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: some steps run in another folder
 R=${RECIPE:-training/recipes/sfx-small}
 DEST=${2:-$RUNS/bundle/$("$PY" -c "import sys; from training.config import load_recipe; r = load_recipe(sys.argv[1]); print(f'{r.name}-{r.version}')" "$R/stage1.toml")}
@@ -74,17 +78,27 @@ for s in $SEEDS; do final+=("\"$RUNS/stage$LAST_STAGE-s$s\""); done
 final_members="[$(IFS=,; echo "${final[*]}")]"
 T() { "$PY" -m training.cli "$@" "${common[@]}"; }
 
-for s in $SEEDS; do
-  T stage1 --config $R/stage1.toml --set train.seed=$s --set train.out=$RUNS/stage1-s$s
-done
+# Per-seed work, JOBS at a time (a failed job fails the build: `wait -n` returns its status).
+each_seed() {  # each_seed FUNCTION [SKIP_FIRST_ALONE]: FUNCTION s for every seed
+  local fn=$1 first=${2:-0} running=0 s
+  for s in $SEEDS; do
+    if [[ $JOBS -le 1 || $first == 1 ]]; then "$fn" "$s"; first=0; continue; fi
+    "$fn" "$s" & running=$((running + 1))
+    if [[ $running -ge $JOBS ]]; then wait -n; running=$((running - 1)); fi
+  done
+  while [[ $running -gt 0 ]]; do wait -n; running=$((running - 1)); done
+}
+stage1_seed() { T stage1 --config $R/stage1.toml --set train.seed=$1 --set train.out=$RUNS/stage1-s$1; }
+finetune_seed() {
+  T stage2 --config $R/stage2.toml --set train.seed=$1 --set train.init_from=$RUNS/stage1-s$1 \
+    --set train.teacher=$RUNS/teacher --set train.out=$RUNS/stage2-s$1
+  T stage3 --config $R/stage3.toml --set train.seed=$1 --set train.init_from=$RUNS/stage2-s$1 \
+    --set train.teacher=$RUNS/teacher --set train.out=$RUNS/stage3-s$1
+}
+each_seed stage1_seed 1
 if [[ $LAST_STAGE == 3 ]]; then
   T teacher --config $R/teacher.toml --set "teacher.members=$teacher_members"
-  for s in $SEEDS; do
-    T stage2 --config $R/stage2.toml --set train.seed=$s --set train.init_from=$RUNS/stage1-s$s \
-      --set train.teacher=$RUNS/teacher --set train.out=$RUNS/stage2-s$s
-    T stage3 --config $R/stage3.toml --set train.seed=$s --set train.init_from=$RUNS/stage2-s$s \
-      --set train.teacher=$RUNS/teacher --set train.out=$RUNS/stage3-s$s
-  done
+  each_seed finetune_seed
 fi
 T ensemble --config $R/ensemble.toml --set "ensemble.members=$final_members" --set "ensemble.out=$RUNS/ensemble"
 for run in $(ls -d $RUNS/stage[123]-s* 2>/dev/null); do

@@ -103,7 +103,9 @@ def test_rebuild_command_runs_end_to_end_in_reduced_form(tmp_path):
     recipe = _quick_recipe(tmp_path, corpus)
     runs, dest = tmp_path / "runs", tmp_path / "bundle" / "earshot-sfx-small-quick"
     # The default chain (LAST_STAGE=3): stage 1, teacher, stages 2 and 3, ensemble (on dev), export.
-    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1", "PYTHON": sys.executable}
+    # JOBS=2: the seeds run side by side (stage 1 after the first seed, stages 2-3 after the teacher).
+    env = {**os.environ, "QUICK": "1", "RECIPE": str(recipe), "SEEDS": "0 1", "EPOCHS": "1", "JOBS": "2",
+           "PYTHON": sys.executable}
     env.pop("LAST_STAGE", None)
     proc = subprocess.run(["bash", str(REPO / "scripts" / "build_default_model.sh"), str(runs), str(dest)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
