@@ -79,7 +79,8 @@ final_members="[$(IFS=,; echo "${final[*]}")]"
 T() { "$PY" -m training.cli "$@" "${common[@]}"; }
 
 # Per-seed work, JOBS at a time (a failed job fails the build: `wait -n` returns its status).
-each_seed() {  # each_seed FUNCTION [SKIP_FIRST_ALONE]: FUNCTION s for every seed
+each_seed() {  # each_seed FUNCTION [FIRST_ALONE]: FUNCTION s for every seed (FIRST_ALONE=1: the first seed
+               # runs before the others start)
   local fn=$1 first=${2:-0} running=0 s
   for s in $SEEDS; do
     if [[ $JOBS -le 1 || $first == 1 ]]; then "$fn" "$s"; first=0; continue; fi

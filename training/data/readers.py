@@ -22,9 +22,9 @@ Formats (``SourceConfig.format``):
   split, duration_s``; see :mod:`training.data.captions`).
 
 Any reader whose rows name a ``concept`` takes ``options.concept_captions``: a table (CSV or TSV) of
-``concept, query`` rows, or a list of such tables read in order, whose queries join the captions of every clip of that concept (matched by
-:func:`concept_key`). It carries wordings written apart from the captions (how users search) to every
-recording of a concept; a recipe sets it on training sources only.
+``concept, query`` rows, or a list of such tables read in order, whose queries join the captions of every
+clip of that concept (matched by :func:`concept_key`). It carries wordings written apart from the captions
+(how users search) to every recording of a concept; a recipe sets it on training sources only.
 
 Every reader returns clips in a stable order (sorted by path) with de-duplicated captions (unless
 ``options.keep_duplicates``).
