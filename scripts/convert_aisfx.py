@@ -140,9 +140,8 @@ def _sha256(path: Path) -> str:
 
 def convert(wheel_dir: Path, out: Path, fp16: bool, classifiers: bool = True) -> Path:
     """Convert and verify; returns ``out``. Raises ``FileNotFoundError`` / ``ValueError`` on bad input."""
-    from safetensors.torch import save_file
-
     from engine.models.aisfx_cnn import AisfxCNN
+    from engine.models.checkpoints import safetensors_bytes
 
     ckpt = wheel_dir / "aisfx" / "models" / "checkpoint.pth"
     if not ckpt.is_file():
@@ -168,7 +167,7 @@ def convert(wheel_dir: Path, out: Path, fp16: bool, classifiers: bool = True) ->
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        save_file(state, str(tmp), metadata=metadata)
+        tmp.write_bytes(safetensors_bytes(state, metadata))  # metadata keys sorted: one file per checkpoint
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; the weights are public
         AisfxCNN.from_config({}).load_weights_file(tmp)  # strict: every tensor fits
         if classifiers:

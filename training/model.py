@@ -148,22 +148,13 @@ def create_model(
 
 
 def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
-    """Write ``state`` to ``path`` (atomic) with the metadata keys in sorted order, so that one state gives one
-    file, byte for byte. safetensors keeps metadata in a hash map whose order changes from one save to the next;
-    the header is compact JSON, so reordering its metadata keeps its length and every data offset."""
-    from safetensors.torch import save
+    """Write ``state`` to ``path`` (atomic) as :func:`engine.models.checkpoints.safetensors_bytes` lays it
+    out: the metadata keys sorted, so that one state gives one file, byte for byte."""
+    from engine.models.checkpoints import safetensors_bytes
 
-    data = bytearray(save(state, metadata=metadata))
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
-    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(canonical) > n:  # never expected: the library wrote another JSON layout; keep its bytes
-        canonical = bytes(data[8 : 8 + n])
-    data[8 : 8 + n] = canonical.ljust(n, b" ")
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(bytes(data))
+    tmp.write_bytes(safetensors_bytes(state, metadata))
     tmp.replace(path)
 
 

@@ -100,16 +100,34 @@ def write_safetensors(state: Mapping[str, Tensor], config: Mapping[str, Any], ta
     return save_atomic(state, Path(target), {"config": json.dumps(dict(config), sort_keys=True)})
 
 
-def save_atomic(state: Mapping[str, Tensor], target: Path, metadata: Mapping[str, str]) -> Path:
-    """Write ``state`` (contiguous copies) with string ``metadata`` to ``target`` as safetensors, through a
-    temporary file in the same folder and a rename: a crash never leaves half a weights file."""
-    from safetensors.torch import save_file
+def safetensors_bytes(state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> bytes:
+    """``state`` with string ``metadata`` as safetensors bytes, the metadata keys in sorted order, so that one
+    state gives one file, byte for byte. safetensors keeps metadata in a hash map whose order changes from one
+    save to the next; the header is compact JSON, so reordering its metadata keeps its length and every data
+    offset."""
+    from safetensors.torch import save
 
+    data = bytearray(save(dict(state), metadata=dict(metadata)))
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(canonical) > n:  # never expected: the library wrote another JSON layout; keep its bytes
+        canonical = bytes(data[8 : 8 + n])
+    data[8 : 8 + n] = canonical.ljust(n, b" ")
+    return bytes(data)
+
+
+def save_atomic(state: Mapping[str, Tensor], target: Path, metadata: Mapping[str, str]) -> Path:
+    """Write ``state`` (contiguous copies) with string ``metadata`` to ``target`` as safetensors
+    (:func:`safetensors_bytes`), through a temporary file in the same folder and a rename: a crash never
+    leaves half a weights file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp, metadata=dict(metadata))
+        data = safetensors_bytes({k: v.detach().contiguous().clone() for k, v in state.items()}, metadata)
+        Path(tmp).write_bytes(data)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
